@@ -1,0 +1,39 @@
+# Every target runs in .venv/ and depends on the install stamp, so on a fresh clone any
+# target installs first by itself.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+# torch first: the CPU build where there is no CUDA (torch==2.13.0 lies on this machine's
+# disk), the normal build where nvidia-smi finds a GPU. A bare `torch` would pull a CUDA build.
+TORCH_CPU  ?= torch==2.13.0
+TORCH_CUDA ?= torch
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow lint validate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "install: CUDA found, installing $(TORCH_CUDA)"; $(PY) -m pip install -q "$(TORCH_CUDA)"; \
+	else \
+		echo "install: no CUDA, installing $(TORCH_CPU) (CPU build)"; $(PY) -m pip install -q "$(TORCH_CPU)"; \
+	fi
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check data train eval tests
+
+# make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
+validate: $(STAMP)
+	$(PY) -m data validate $(FILES) $(ARGS)
+
+clean:
+	rm -rf .venv .pytest_cache

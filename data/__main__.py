@@ -1,0 +1,134 @@
+"""``python -m data validate|stats|split`` — the data command line.
+
+Exit codes (validate): 0 = no errors and at least one valid record; 1 = any error or no
+valid record; 2 = usage error or a file that cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code 2, our one-line format
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help=".jsonl, .jsonl.gz or .json files")
+    p.add_argument("--task", choices=["sft", "dpo"], help="check records for this method (dpo needs pairs)")
+    p.add_argument("--map", action="append", default=[], metavar="SRC=DST",
+                   help="rename a key before reading, e.g. --map 거부됨=rejected (repeatable)")
+    p.add_argument("--tokenizer", help="tokenizer (hub id or local path) for exact token counts")
+
+
+def _counter(name: str | None):
+    if not name:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def _check_paths(paths: list[str]) -> list[str]:
+    missing = [p for p in paths if not Path(p).is_file()]
+    for p in missing:
+        print(f"{p}: error: no such file" if not Path(p).exists() else f"{p}: error: not a file", file=sys.stderr)
+    return missing
+
+
+def cmd_validate(a) -> int:
+    from .loader import _parse_columns
+    from .validate import validate_file
+
+    if _check_paths(a.paths):
+        return 2
+    cols = _parse_columns(a.map)
+    count = _counter(a.tokenizer)
+    out = sys.stdout
+    bad = 0
+    valid = 0
+    for p in a.paths:
+        rep = validate_file(p, a.task, cols, a.max_tokens, count, emit=lambda i: print(i, file=out), keep=False)
+        print(rep.summary(), file=out)
+        bad += rep.errors + (1 if rep.fatal else 0)
+        valid += rep.valid
+    if len(a.paths) > 1:
+        print(f"total: {valid} valid, {bad} errors", file=out)
+    return 1 if bad or not valid else 0
+
+
+def cmd_stats(a) -> int:
+    from .loader import read
+    from .stats import stats
+
+    if _check_paths(a.paths):
+        return 2
+    records, report = read(a.paths, a.task, a.map, emit=lambda i: print(i, file=sys.stderr) if i.level == "error" else None)
+    count = _counter(a.tokenizer)
+    s = stats(records, count or len, "tokens" if count else "chars")
+    s["errors"] = report.errors
+    s["files"] = [f.summary() for f in report.files]
+    print(json.dumps(s, ensure_ascii=False, indent=2))
+    return 1 if report.errors or not records else 0
+
+
+def cmd_split(a) -> int:
+    from .loader import read, to_rows
+    from .split import split_indices
+
+    if _check_paths(a.paths):
+        return 2
+    records, report = read(a.paths, a.task, a.map, emit=lambda i: print(i, file=sys.stderr))
+    if report.errors or not records:
+        print(f"error: {report.errors} bad record(s); fix them first (nothing written)", file=sys.stderr)
+        return 1
+    task = a.task or ("dpo" if all("chosen" in r.data for r in records) else "sft")
+    rows = to_rows(records, task)
+    train, val = split_indices(rows, a.val_fraction, a.seed)
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, idx in (("train", train), ("validation", val)):
+        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for i in idx:
+                f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
+    print(f"{out}/train.jsonl: {len(train)} records; {out}/validation.jsonl: {len(val)} records")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _Parser(prog="python -m data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    v = sub.add_parser("validate", help="check every record; PATH:LINE: error: ... lines and a summary per file")
+    _common(v)
+    v.add_argument("--max-tokens", type=int, default=None, help="warn about records longer than this")
+    v.set_defaults(func=cmd_validate)
+    s = sub.add_parser("stats", help="counts, length percentiles, duplicate prompts, chosen/rejected length ratio")
+    _common(s)
+    s.set_defaults(func=cmd_stats)
+    sp = sub.add_parser("split", help="deterministic train/validation split keeping each prompt on one side")
+    _common(sp)
+    sp.add_argument("--val-fraction", type=float, default=0.2)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out-dir", required=True)
+    sp.set_defaults(func=cmd_split)
+    a = ap.parse_args(argv)
+    try:
+        return a.func(a)
+    except ValueError as e:  # a bad --map and similar usage errors
+        print(f"python -m data: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""``python -m data stats``: counts, lengths, duplicate prompts and DPO's length bias."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from .split import prompt_key
+from .validate import Record
+
+
+def _pct(values: list[int], qs=(5, 50, 95, 100)) -> dict:
+    """Nearest-rank percentiles (an actual value of the data; ties round down)."""
+    if not values:
+        return {}
+    v = sorted(values)
+    return {f"p{q}": v[min(len(v) - 1, int(q / 100 * (len(v) - 1)))] for q in qs}
+
+
+def stats(records: list[Record], count=len, unit: str = "chars") -> dict:
+    """Summary numbers; ``count`` measures a text (``len`` for characters or a tokenizer)."""
+    pairs = [r.data for r in records if "chosen" in r.data]
+    chats = [r.data for r in records if "messages" in r.data]
+    text = lambda msgs: "\n".join(m["content"] for m in msgs)  # noqa: E731
+    prompts = Counter(prompt_key(d) for d in pairs) + Counter(prompt_key(d) for d in chats)
+    out = {
+        "records": len(records),
+        "formats": dict(Counter(r.format for r in records)),
+        "preference_pairs": len(pairs),
+        "conversations": len(chats),
+        "unit": unit,
+        "duplicate_prompts": sum(n - 1 for n in prompts.values() if n > 1),
+        "prompt_length": _pct([count(text(d["prompt"])) for d in pairs]
+                              + [count(text([m for m in d["messages"] if m["role"] != "assistant"])) for d in chats]),
+    }
+    if pairs:
+        cl = [count(text(d["chosen"])) for d in pairs]
+        rl = [count(text(d["rejected"])) for d in pairs]
+        ratios = sorted(c / max(r, 1) for c, r in zip(cl, rl))
+        out["chosen_length"] = _pct(cl)
+        out["rejected_length"] = _pct(rl)
+        # DPO's known length bias: if chosen is nearly always longer, the model can learn "longer wins".
+        out["chosen_rejected_ratio"] = {"median": round(statistics.median(ratios), 3),
+                                        "mean": round(sum(ratios) / len(ratios), 3),
+                                        "chosen_longer_share": round(sum(c > r for c, r in zip(cl, rl)) / len(pairs), 3)}
+    if chats:
+        out["assistant_length"] = _pct([count(text([m for m in d["messages"] if m["role"] == "assistant"])) for d in chats])
+        out["weight0_messages"] = sum(1 for d in chats for m in d["messages"] if m.get("weight") == 0)
+    return out

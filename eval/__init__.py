@@ -1,0 +1,1 @@
+"""Generate, score and report (issue #4)."""

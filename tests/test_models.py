@@ -1,0 +1,113 @@
+"""Model loading and Gemma-3's quirks, on the tiny random Gemma-3 (the 270M is marked slow)."""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, compose_model
+
+from train.models import (
+    ModelNotFound,
+    encode_chat,
+    generation_tokenizer,
+    load_model,
+    load_tokenizer,
+    official_chat_template,
+    stop_token_ids,
+)
+
+MSGS = [{"role": "system", "content": "시스템"}, {"role": "user", "content": "안녕하세요?"}]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "conf" / "model").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_model_config_is_valid(path):
+    cfg = compose_model(path.stem)
+    cfg.check()
+    assert cfg.name == path.stem
+
+
+def test_bad_values_name_the_key():
+    cfg = compose_model("tiny")
+    with pytest.raises(ValueError, match=r"^model\.dtype: 'float16' .*bfloat16"):
+        dataclasses.replace(cfg, dtype="float16").check()
+    with pytest.raises(ValueError, match=r"^model\.source: 'ftp'"):
+        dataclasses.replace(cfg, source="ftp").check()
+
+
+def test_unknown_key_in_model_config_fails():
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    from train.config import ModelConfig
+
+    with pytest.raises(ConfigKeyError, match="dtyp"):
+        OmegaConf.merge(OmegaConf.structured(ModelConfig), {"dtyp": "auto"})
+
+
+def test_official_template_renders_gemma_turns():
+    tok = load_tokenizer(compose_model("tiny"))
+    text = tok.apply_chat_template(MSGS + [{"role": "assistant", "content": "네"}], tokenize=False)
+    assert text == "<bos><start_of_turn>user\n시스템\n\n안녕하세요?<end_of_turn>\n<start_of_turn>model\n네<end_of_turn>\n"
+    assert tok.chat_template == official_chat_template()
+
+
+def test_tiny_model_quirks():
+    tok, model = load_model(compose_model("tiny"))
+    assert model.dtype == torch.float32
+    eot = tok.convert_tokens_to_ids("<end_of_turn>")
+    assert stop_token_ids(tok) == [tok.eos_token_id, eot]
+    assert model.generation_config.eos_token_id == [tok.eos_token_id, eot]
+    ids = encode_chat(tok, MSGS)
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id  # no double BOS
+    assert tok.decode(ids).endswith("<start_of_turn>model\n")  # the generation prompt
+    gen = generation_tokenizer(tok)
+    batch = gen.pad({"input_ids": [ids, ids[:5]]}, return_tensors="pt")
+    assert batch["attention_mask"][1, 0] == 0 and batch["attention_mask"][1, -1] == 1  # left padding
+    out = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    assert out.shape[0] == 2
+
+
+def test_tiny_model_is_deterministic():
+    _, a = load_model(compose_model("tiny"))
+    _, b = load_model(compose_model("tiny"))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_missing_local_model_is_one_clear_line(tmp_path):
+    cfg = dataclasses.replace(compose_model("gemma3-1b-it"), path=str(tmp_path / "nowhere"))
+    with pytest.raises(ModelNotFound) as e:
+        load_model(cfg)
+    msg = str(e.value)
+    assert "\n" not in msg and "model.path" in msg and "model=gemma3-270m" in msg
+
+
+def test_missing_hub_model_offline_fails_fast(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    cfg = dataclasses.replace(compose_model("gemma3-1b-it"), path="google/gemma-3-1b-it")
+    t = time.perf_counter()
+    with pytest.raises(ModelNotFound) as e:
+        load_tokenizer(cfg)
+    assert time.perf_counter() - t < 20
+    assert str(e.value).startswith("model 'gemma3-1b-it' (google/gemma-3-1b-it) is not in the local Hugging Face cache")
+
+
+@pytest.mark.slow
+def test_embedded_gemma3_270m_converts_once_and_generates():
+    cfg = compose_model("gemma3-270m")
+    tok, model = load_model(cfg)
+    out_dir = Path(cfg.cache_dir).expanduser() / cfg.name
+    assert (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists()
+    assert model.num_parameters() == 268_098_176
+    assert tok.chat_template == official_chat_template()
+    assert stop_token_ids(tok) == [1, 106]
+    ids = encode_chat(tok, MSGS)
+    assert tok.convert_ids_to_tokens(ids[:4]) == ["<bos>", "<start_of_turn>", "user", "\n"]
+    assert ids.count(tok.bos_token_id) == 1
+    t = time.perf_counter()
+    load_tokenizer(cfg)  # cached now: no second conversion
+    assert time.perf_counter() - t < 15
+    out = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > len(ids)

@@ -1,0 +1,1 @@
+"""Build model + trainer from a config and run SFT / DPO (``python -m train``)."""
