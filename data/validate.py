@@ -106,7 +106,7 @@ def validate_file(
         rep.sha256 = hashlib.sha256(stored).hexdigest()
         records = iter_records(stored)
         seen: dict[tuple, int] = {}
-        for line, value in records:
+        for line, value, raw in records:
             try:
                 if isinstance(value, Bad):
                     raise RecordError(value.message)
@@ -119,7 +119,7 @@ def validate_file(
                 continue
             rep.valid += 1
             rep.formats[fmt] += 1
-            for msg in _warnings(rec, seen, line, max_tokens, count_tokens):
+            for msg in _warnings(rec, raw, seen, line, max_tokens, count_tokens):
                 rep.warnings += 1
                 emit(Issue(path, line, "warning", msg))
             if keep:
@@ -129,14 +129,19 @@ def validate_file(
     return rep
 
 
-def _warnings(rec: dict, seen: dict, line: int, max_tokens, count_tokens) -> list[str]:
+def _warnings(rec: dict, raw: bytes | None, seen: dict, line: int, max_tokens, count_tokens) -> list[str]:
     out = []
-    key = _dup_key(rec)
+    # An identical line is the common duplicate and costs nothing to key on; records inside
+    # a .json array (no line of their own) are keyed on their texts.
+    key = raw.strip() if raw is not None else _dup_key(rec)
     first = seen.setdefault(key, line)
     if first != line:
         out.append(f"duplicate of the record on line {first}")
-    convo = rec["messages"] if "messages" in rec else rec["prompt"] + rec["chosen"]
-    if not alternates(convo):
+    convo = rec["messages"] if "messages" in rec else rec["prompt"]
+    # a pair's prompt ends with a user turn and its outputs are assistant turns, so only
+    # the prompt and a multi-message output can break the alternation
+    if not alternates(convo) or ("chosen" in rec and (len(rec["chosen"]) > 1 or len(rec["rejected"]) > 1)
+                                 and not (alternates(rec["prompt"] + rec["chosen"]) and alternates(rec["prompt"] + rec["rejected"]))):
         out.append("turns do not alternate user/assistant after an optional system turn; Gemma-3's chat template rejects this")
     if max_tokens:
         text_len = sum(len(m["content"]) for m in _all_messages(rec))
@@ -145,6 +150,7 @@ def _warnings(rec: dict, seen: dict, line: int, max_tokens, count_tokens) -> lis
             if n > max_tokens:
                 out.append(f"about {n} tokens (estimated; pass --tokenizer for an exact count), over the limit of {max_tokens}")
         else:
+            convo = rec["messages"] if "messages" in rec else rec["prompt"] + rec["chosen"]
             parts = [convo] if "messages" in rec else [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
             n = max(count_tokens("\n".join(m["content"] for m in p)) for p in parts)
             if n > max_tokens:
