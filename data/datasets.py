@@ -7,6 +7,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from .stats import percentiles
+
 HERE = Path(__file__).resolve().parent
 SHIPPED = {
     "style": {"train": HERE / "style" / "train.jsonl", "test": HERE / "style" / "test.jsonl"},
@@ -31,11 +33,6 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def percentiles(values: list[int]) -> dict:
-    v = sorted(values)
-    return {f"p{q}": v[int(q / 100 * (len(v) - 1))] for q in (5, 50, 95)}
-
-
 def figures() -> dict:
     style = read(SHIPPED["style"]["train"]) + read(SHIPPED["style"]["test"])
     pref = [r["preferred_output"][0]["content"] for r in style]
@@ -48,14 +45,14 @@ def figures() -> dict:
             "register": dict(Counter(r["metadata"]["register"] for r in style)),
             "distinct_2_preferred": round(distinct_n(pref), 3),
             "top_opening": op, "top_opening_share": round(n / len(pref), 3),
-            "preferred_chars": percentiles([len(t) for t in pref]),
-            "user_chars": percentiles([len(r["input"]["messages"][-1]["content"]) for r in style]),
+            "preferred_chars": percentiles([len(t) for t in pref], (5, 50, 95)),
+            "user_chars": percentiles([len(r["input"]["messages"][-1]["content"]) for r in style], (5, 50, 95)),
         },
         "keywords": {
             "records": len(kw), "rejected_kinds": dict(Counter(r["metadata"]["rejected_kind"] for r in kw)),
             "forms": dict(Counter(r["metadata"]["form"] for r in kw)),
             "distinct_2_chosen": round(distinct_n([r["chosen"] for r in kw]), 3),
-            "chosen_chars": percentiles([len(r["chosen"]) for r in kw]),
+            "chosen_chars": percentiles([len(r["chosen"]) for r in kw], (5, 50, 95)),
         },
     }
 

@@ -9,7 +9,7 @@ from .split import prompt_key
 from .validate import Record
 
 
-def _pct(values: list[int], qs=(5, 50, 95, 100)) -> dict:
+def percentiles(values: list[int], qs=(5, 50, 95, 100)) -> dict:
     """Nearest-rank percentiles (an actual value of the data; ties round down)."""
     if not values:
         return {}
@@ -30,20 +30,20 @@ def stats(records: list[Record], count=len, unit: str = "chars") -> dict:
         "conversations": len(chats),
         "unit": unit,
         "duplicate_prompts": sum(n - 1 for n in prompts.values() if n > 1),
-        "prompt_length": _pct([count(text(d["prompt"])) for d in pairs]
+        "prompt_length": percentiles([count(text(d["prompt"])) for d in pairs]
                               + [count(text([m for m in d["messages"] if m["role"] != "assistant"])) for d in chats]),
     }
     if pairs:
         cl = [count(text(d["chosen"])) for d in pairs]
         rl = [count(text(d["rejected"])) for d in pairs]
         ratios = sorted(c / max(r, 1) for c, r in zip(cl, rl))
-        out["chosen_length"] = _pct(cl)
-        out["rejected_length"] = _pct(rl)
+        out["chosen_length"] = percentiles(cl)
+        out["rejected_length"] = percentiles(rl)
         # DPO's known length bias: if chosen is nearly always longer, the model can learn "longer wins".
         out["chosen_rejected_ratio"] = {"median": round(statistics.median(ratios), 3),
                                         "mean": round(sum(ratios) / len(ratios), 3),
                                         "chosen_longer_share": round(sum(c > r for c, r in zip(cl, rl)) / len(pairs), 3)}
     if chats:
-        out["assistant_length"] = _pct([count(text([m for m in d["messages"] if m["role"] == "assistant"])) for d in chats])
+        out["assistant_length"] = percentiles([count(text([m for m in d["messages"] if m["role"] == "assistant"])) for d in chats])
         out["weight0_messages"] = sum(1 for d in chats for m in d["messages"] if m.get("weight") == 0)
     return out
