@@ -4,6 +4,7 @@ Library behaviour we rely on (TRL's Gemma-3 training template, transformers' ass
 gets a test, because upgrades change it.
 """
 
+import pytest
 from conftest import compose_model
 
 from train.models import load_tokenizer
@@ -34,8 +35,6 @@ def test_weight_zero_turns_are_context_only():
     assert _trained_text(tok, enc) == "print()<end_of_turn>\n"
     assert "네, 바로 알려드리겠습니다." in tok.decode(enc["input_ids"])  # still read as context
 
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.slow
