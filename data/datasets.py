@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from .reader import iter_records
 from .stats import percentiles
 
 HERE = Path(__file__).resolve().parent
@@ -18,7 +19,7 @@ STYLE_CORE = ("tilde", "tic", "aggrieved", "rhythm", "interjection")
 
 
 def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [value for _, value, _ in iter_records(path)]
 
 
 def opening(text: str, words: int = 2) -> str:

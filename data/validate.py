@@ -137,11 +137,10 @@ def _warnings(rec: dict, raw: bytes | None, seen: dict, line: int, max_tokens, c
     first = seen.setdefault(key, line)
     if first != line:
         out.append(f"duplicate of the record on line {first}")
+    # A pair's prompt ends with a user turn and its outputs are all assistant turns, so a pair
+    # alternates exactly when its prompt does and each output is a single message.
     convo = rec["messages"] if "messages" in rec else rec["prompt"]
-    # a pair's prompt ends with a user turn and its outputs are assistant turns, so only
-    # the prompt and a multi-message output can break the alternation
-    if not alternates(convo) or ("chosen" in rec and (len(rec["chosen"]) > 1 or len(rec["rejected"]) > 1)
-                                 and not (alternates(rec["prompt"] + rec["chosen"]) and alternates(rec["prompt"] + rec["rejected"]))):
+    if not alternates(convo) or ("chosen" in rec and max(len(rec["chosen"]), len(rec["rejected"])) > 1):
         out.append("turns do not alternate user/assistant after an optional system turn; Gemma-3's chat template rejects this")
     if max_tokens:
         text_len = sum(len(m["content"]) for m in _all_messages(rec))
@@ -150,8 +149,7 @@ def _warnings(rec: dict, raw: bytes | None, seen: dict, line: int, max_tokens, c
             if n > max_tokens:
                 out.append(f"about {n} tokens (estimated; pass --tokenizer for an exact count), over the limit of {max_tokens}")
         else:
-            convo = rec["messages"] if "messages" in rec else rec["prompt"] + rec["chosen"]
-            parts = [convo] if "messages" in rec else [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
+            parts = [rec["messages"]] if "messages" in rec else [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
             n = max(count_tokens("\n".join(m["content"] for m in p)) for p in parts)
             if n > max_tokens:
                 out.append(f"{n} tokens, over the limit of {max_tokens} (data.max_tokens / --max-tokens)")

@@ -36,7 +36,6 @@ def test_weight_zero_turns_are_context_only():
     assert "네, 바로 알려드리겠습니다." in tok.decode(enc["input_ids"])  # still read as context
 
 
-
 @pytest.mark.slow
 def test_masking_with_the_real_gemma3_tokenizer():
     tok = load_tokenizer(compose_model("gemma3-270m"))
