@@ -8,7 +8,7 @@ TORCH_CPU  ?= torch==2.13.0
 TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow lint validate clean
+.PHONY: install test test-slow lint validate sft dpo sft-dpo clean
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ lint: $(STAMP)
 # make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
 validate: $(STAMP)
 	$(PY) -m data validate $(FILES) $(ARGS)
+
+# make sft|dpo|sft-dpo [ARGS="model=gemma3-270m train.epochs=1 ..."]  -> runs/<name>/
+# (Hydra overrides; defaults in conf/. Several GPUs: see conf/accelerate/ and the README.)
+sft: $(STAMP)
+	$(PY) -m train method=sft $(ARGS)
+
+dpo: $(STAMP)
+	$(PY) -m train method=dpo $(ARGS)
+
+sft-dpo: $(STAMP)
+	$(PY) -m train method=sft_dpo $(ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache

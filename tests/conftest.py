@@ -37,3 +37,30 @@ def compose_model(name: str):
 
     merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"))
     return OmegaConf.to_object(merged)
+
+
+def compose_config(*overrides: str):
+    """conf/config.yaml composed by Hydra with ``overrides``, as a DictConfig (not yet checked)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+# a few fast steps of the tiny model; tests add what they vary
+TINY = ("model=tiny", "train.batch_size=4", "train.max_length=256", "train.logging_steps=1", "train.warmup=0",
+        "train.eval_steps=0", "data.val_fraction=0")
+
+
+def train_tiny(tmp_path, *overrides: str) -> Path:
+    """What ``python -m train`` runs, in-process on the tiny model (errors raise); returns runs/<name>."""
+    from train.config import typed
+    from train.recipes import run
+
+    cfg = typed(compose_config(*TINY, f"out_dir={tmp_path}", *overrides))
+    assert run(cfg) == 0
+    return Path(cfg.run_dir)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

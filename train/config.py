@@ -3,6 +3,7 @@ schema so a misspelled key or a wrong type fails at start-up, naming the key."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -26,6 +27,8 @@ class ModelConfig:
     # when the tokenizer has none (the GGUF base model ships without one).
     chat_template: Optional[str] = MISSING
     cache_dir: str = MISSING
+    # false: training on CPU is refused with a hint (hours per epoch for the 1B)
+    allow_cpu: bool = True
     tiny: dict[str, Any] = field(default_factory=dict)
 
     def check(self, prefix: str = "model") -> None:
@@ -37,3 +40,240 @@ class ModelConfig:
             raise ValueError(f"{prefix}.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}{hint}")
         if self.chat_template not in (None, "gemma3"):
             raise ValueError(f"{prefix}.chat_template: {self.chat_template!r} is not null or 'gemma3'")
+
+
+PEFT_KINDS = ("lora", "qlora", "none")
+METHODS = ("sft", "dpo", "sft_dpo")
+DEVICES = ("auto", "cpu", "cuda")
+ON_ERROR = ("fail", "skip")
+# TRL 1.x DPOConfig.loss_type values (checked here so a typo fails before any model loads)
+DPO_LOSSES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+    "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+)
+SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
+)
+
+
+class ConfigError(ValueError):
+    """A bad configuration value: one line that starts with the key."""
+
+
+@dataclass
+class PeftConfig:
+    name: str = MISSING
+    r: int = MISSING
+    alpha: int = MISSING
+    dropout: float = MISSING
+    target_modules: Any = MISSING  # "all-linear" or a list of module names
+    bits: Optional[int] = MISSING
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    train: list[str] = MISSING
+    test: list[str] = MISSING
+    val: list[str] = MISSING
+    val_fraction: float = MISSING
+    columns: dict[str, str] = MISSING
+    on_error: str = MISSING
+    limit: Optional[int] = MISSING
+    fraction: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = MISSING
+    max_steps: int = MISSING
+    batch_size: int = MISSING
+    grad_accum: int = MISSING
+    max_length: int = MISSING
+    lr_scheduler: str = MISSING
+    warmup: float = MISSING
+    weight_decay: float = MISSING
+    max_grad_norm: float = MISSING
+    logging_steps: int = MISSING
+    eval_steps: int = MISSING
+    save_steps: int = MISSING
+    save_total_limit: Optional[int] = MISSING
+    early_stopping_patience: Optional[int] = MISSING
+    gradient_checkpointing: bool = MISSING
+    stop_at_step: Optional[int] = MISSING
+
+
+@dataclass
+class SFTStage:
+    learning_rate: float = MISSING
+    epochs: Optional[float] = MISSING
+
+
+@dataclass
+class DPOStage:
+    learning_rate: float = MISSING
+    epochs: Optional[float] = MISSING
+    beta: float = MISSING
+    loss_type: list[str] = MISSING
+    precompute_ref_log_probs: bool = MISSING
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    sft: Optional[SFTStage] = MISSING
+    dpo: Optional[DPOStage] = MISSING
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    method: MethodConfig = MISSING
+    peft: PeftConfig = MISSING
+    data: DataConfig = MISSING
+    train: TrainConfig = MISSING
+    name: str = MISSING
+    out_dir: str = MISSING
+    resume: bool = MISSING
+    overwrite: bool = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.out_dir, self.name)
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def check(self) -> None:
+        """Combinations the schema cannot express; raises :class:`ConfigError` naming the key."""
+        try:
+            self.model.check()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        _one_of("method.name", self.method.name, METHODS)
+        _one_of("peft.name", self.peft.name, PEFT_KINDS)
+        _one_of("data.on_error", self.data.on_error, ON_ERROR)
+        _one_of("device", self.device, DEVICES)
+        _one_of("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ConfigError(f"name: {self.name!r} is not a usable run directory name")
+        m = self.method
+        if m.name in ("sft", "sft_dpo") and m.sft is None:
+            raise ConfigError(f"method.sft: method {m.name} needs an SFT stage (method.sft is null)")
+        if m.name in ("dpo", "sft_dpo") and m.dpo is None:
+            raise ConfigError(f"method.dpo: method {m.name} needs a DPO stage (method.dpo is null)")
+        if m.name == "sft" and m.dpo is not None:
+            raise ConfigError("method.dpo: method sft has no DPO stage; use method=sft_dpo to run both")
+        if m.name == "dpo" and m.sft is not None:
+            raise ConfigError("method.sft: method dpo has no SFT stage; use method=sft_dpo to run both")
+        for key, stage in (("method.sft", m.sft), ("method.dpo", m.dpo)):
+            if stage is None:
+                continue
+            _positive(f"{key}.learning_rate", stage.learning_rate)
+            if stage.epochs is not None:
+                _positive(f"{key}.epochs", stage.epochs)
+        if m.dpo is not None:
+            _positive("method.dpo.beta", m.dpo.beta)
+            if not m.dpo.loss_type:
+                raise ConfigError("method.dpo.loss_type: empty; use e.g. [sigmoid]")
+            for lt in m.dpo.loss_type:
+                _one_of("method.dpo.loss_type", lt, DPO_LOSSES)
+        p = self.peft
+        if p.name != "none":
+            _positive("peft.r", p.r)
+            _positive("peft.alpha", p.alpha)
+            if not 0 <= p.dropout < 1:
+                raise ConfigError(f"peft.dropout: {p.dropout} is not in [0, 1)")
+        if p.name == "qlora" and p.bits != 4:
+            raise ConfigError(f"peft.bits: qlora loads the base in 4 bits, got {p.bits}")
+        if p.name != "qlora" and p.bits is not None:
+            raise ConfigError(f"peft.bits: {p.bits}-bit loading is QLoRA; use peft=qlora")
+        if p.name == "qlora" and self.resolved_device() != "cuda":
+            raise ConfigError("peft.name: qlora needs a CUDA GPU (bitsandbytes 4-bit); use peft=lora on CPU")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("device: cuda asked for but no CUDA GPU is visible; use device=auto or cpu")
+        if self.resolved_device() == "cpu" and not self.model.allow_cpu:
+            raise ConfigError(
+                f"model.allow_cpu: {self.model.name} is meant for a GPU and none is visible; run the embedded "
+                f'model instead: make {self.method.name.replace("_", "-")} ARGS="model=gemma3-270m" '
+                "(or set model.allow_cpu=true to train on CPU anyway)"
+            )
+        t = self.train
+        if t.max_steps <= 0:
+            _positive("train.epochs", t.epochs)
+        for key in ("batch_size", "grad_accum", "logging_steps", "save_steps"):
+            _positive(f"train.{key}", getattr(t, key))
+        if t.max_length < 32:
+            raise ConfigError(f"train.max_length: {t.max_length} is too short for a prompt and an answer (>= 32)")
+        if t.eval_steps < 0:
+            raise ConfigError(f"train.eval_steps: {t.eval_steps} is negative (0 = no evaluation)")
+        if t.warmup < 0:
+            raise ConfigError(f"train.warmup: {t.warmup} is negative")
+        for key in ("stop_at_step", "early_stopping_patience", "save_total_limit"):
+            v = getattr(t, key)
+            if v is not None:
+                _positive(f"train.{key}", v)
+        d = self.data
+        if not d.train:
+            raise ConfigError("data.train: no training files")
+        if not 0 <= d.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction: {d.val_fraction} is not in [0, 1)")
+        if not 0 < d.fraction <= 1:
+            raise ConfigError(f"data.fraction: {d.fraction} is not in (0, 1]")
+        if d.limit is not None:
+            _positive("data.limit", d.limit)
+        has_val = bool(d.val) or d.val_fraction > 0
+        if t.early_stopping_patience is not None and not (has_val and t.eval_steps > 0):
+            raise ConfigError(
+                "train.early_stopping_patience: needs a validation set (data.val or data.val_fraction > 0) "
+                "and train.eval_steps > 0"
+            )
+        if self.resume and self.overwrite:
+            raise ConfigError("resume: resume=true and overwrite=true contradict each other")
+
+
+def _one_of(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _positive(key: str, value) -> None:
+    if value is None or value <= 0:
+        raise ConfigError(f"{key}: {value!r} must be > 0")
+
+
+def typed(cfg) -> Config:
+    """A composed ``DictConfig`` -> checked :class:`Config`. Unknown keys, wrong types, missing
+    values and impossible combinations raise :class:`ConfigError` with the key first."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        OmegaConf.resolve(merged)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"{missing[0]}: no value (set it in conf/ or on the command line)")
+        obj: Config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_omegaconf_message(e)) from None
+    obj.check()
+    return obj
+
+
+def _omegaconf_message(e) -> str:
+    key = getattr(e, "full_key", None) or ""
+    msg = str(e).strip().splitlines()[0]
+    if "not in" in msg and key:
+        return f"{key}: unknown key (misspelled? see conf/)"
+    return f"{key}: {msg}" if key else msg

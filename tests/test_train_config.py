@@ -1,0 +1,85 @@
+"""Every shipped config composes and checks; a bad config fails at start-up with one line
+that names the key, before any data or model is read."""
+
+import itertools
+
+import pytest
+from conftest import ROOT, compose_config, run_cli
+
+from train.config import ConfigError, typed
+
+GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in ("model", "method", "peft", "data")}
+
+
+def test_the_groups_ship_what_the_readme_promises():
+    assert GROUPS["model"] == ["gemma3-1b-it", "gemma3-270m", "tiny"]
+    assert GROUPS["method"] == ["dpo", "sft", "sft_dpo"]
+    assert GROUPS["peft"] == ["lora", "none", "qlora"]
+    assert {"style", "keywords"} <= set(GROUPS["data"])
+    assert (ROOT / "conf" / "experiment" / "seed004.yaml").exists()
+
+
+@pytest.mark.parametrize("model,method,peft,data", itertools.product(*GROUPS.values()))
+def test_every_combination_composes_and_checks(model, method, peft, data):
+    cfg = compose_config(f"model={model}", f"method={method}", f"peft={peft}", f"data={data}")
+    on_cpu = True  # this suite runs without CUDA; the two GPU-only cases must say so
+    if peft == "qlora" and on_cpu:
+        with pytest.raises(ConfigError, match=r"^peft\.name: qlora needs a CUDA GPU"):
+            typed(cfg)
+    elif model == "gemma3-1b-it" and on_cpu:
+        with pytest.raises(ConfigError, match=r"^model\.allow_cpu: gemma3-1b-it is meant for a GPU.*model=gemma3-270m"):
+            typed(cfg)
+    else:
+        c = typed(cfg)
+        assert c.run_dir == f"runs/{method}-{model}-{peft}-{data}"
+        assert (c.method.sft is not None) == (method in ("sft", "sft_dpo"))
+        assert (c.method.dpo is not None) == (method in ("dpo", "sft_dpo"))
+
+
+def test_seed004_preset_is_seed_004s_setup():
+    c = typed(compose_config("experiment=seed004", "method=sft_dpo", "model.allow_cpu=true"))
+    assert (c.model.path, c.train.batch_size, c.train.epochs) == ("google/gemma-3-1b-it", 8, 5)
+    assert c.data.train == ["data/keywords/train.jsonl"] and c.data.val == ["data/keywords/test.jsonl"]
+    assert c.data.val_fraction == 0 and c.name == "seed004-sft_dpo-gemma3-1b-it-lora-s0"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+trian.epochs=3"], r"^trian: unknown key"),
+    (["+train.epoch=3"], r"^train\.epoch: unknown key"),
+    (["train.batch_size=eight"], r"^train\.batch_size: Value 'eight'"),
+    (["train.batch_size=0"], r"^train\.batch_size: 0 must be > 0"),
+    (["method=sft_dpo", "method.sft=null"], r"^method\.sft: method sft_dpo needs an SFT stage"),
+    (["method=dpo", "method.dpo.loss_type=[sigmod]"], r"^method\.dpo\.loss_type: 'sigmod' is not one of"),
+    (["method.name=ppo"], r"^method\.name: 'ppo' is not one of sft, dpo, sft_dpo"),
+    (["model.dtype=float16"], r"^model\.dtype: 'float16'.*bfloat16"),
+    (["peft=qlora"], r"^peft\.name: qlora needs a CUDA GPU"),
+    (["peft.bits=4"], r"^peft\.bits: 4-bit loading is QLoRA"),
+    (["data.val_fraction=1.5"], r"^data\.val_fraction: 1\.5 is not in \[0, 1\)"),
+    (["train.early_stopping_patience=2", "data.val_fraction=0"], r"^train\.early_stopping_patience: needs a validation set"),
+    (["resume=true", "overwrite=true"], r"^resume: resume=true and overwrite=true contradict"),
+    (["name=a/b"], r"^name: 'a/b' is not a usable"),
+])
+def test_bad_configs_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        typed(compose_config("model=tiny", *overrides))
+
+
+def test_the_cli_fails_in_one_line_before_loading_anything(tmp_path):
+    r = run_cli("train", "model=tiny", "+train.epoch=3", f"out_dir={tmp_path}")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["config error: train.epoch: unknown key (misspelled? see conf/)"]
+    assert not any(tmp_path.iterdir())  # no run directory
+
+
+def test_the_default_model_on_a_cpu_machine_points_at_the_embedded_one(tmp_path):
+    r = run_cli("train", "method=dpo", f"out_dir={tmp_path}")  # what `make dpo` runs
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert 'make dpo ARGS="model=gemma3-270m"' in line and "Traceback" not in r.stderr
+
+
+def test_missing_data_file_fails_in_one_line_without_a_run_dir(tmp_path):
+    r = run_cli("train", "model=tiny", "data.train=[nowhere.jsonl]", f"out_dir={tmp_path}")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "nowhere.jsonl" in r.stderr.strip().splitlines()[-1]
+    assert not any(tmp_path.iterdir())

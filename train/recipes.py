@@ -1,0 +1,266 @@
+"""The recipes: SFT, DPO and SFT→DPO, each handed to TRL.
+
+    check config → open runs/<name> → load + validate data → load model
+    → for each stage: TRL config from ours → TRL trainer → train (or resume) → save
+
+The only things written by hand are what TRL has no notion of: per-message ``weight`` (see
+``sft_data``), the run-directory contract (``rundir``) and the stage hand-over of SFT→DPO.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+
+from .config import Config, ModelConfig
+from .rundir import RunDir, TrainingDiverged, environment, metrics_callback, stop_callback
+
+log = logging.getLogger("sftdpo")
+
+STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft_dpo": ["sft", "dpo"]}
+
+
+def run(cfg: Config) -> int:
+    from accelerate import PartialState
+
+    from .dataprep import describe_test, prepare
+    from .models import load_tokenizer
+
+    device = cfg.resolved_device()
+    # Joins the process group when launched by accelerate/torchrun (gloo on CPU, nccl on CUDA).
+    state = PartialState(cpu=device == "cpu")
+    run = RunDir(cfg, state.is_main_process)
+    run.check()
+    # Data and model location are checked before the run directory exists, so a typo in a
+    # path does not leave a half-made run behind that blocks the corrected command.
+    stages = STAGES[cfg.method.name]
+    data = {task: prepare(cfg, task) for task in stages}
+    tok = load_tokenizer(cfg.model)
+    state.wait_for_everyone()  # every rank has checked before rank 0 creates anything
+    run.open()
+    try:
+        run.status.update(world_size=state.num_processes, device=device, environment=environment())
+        run.write_json("data.json", {
+            "stages": {task: {k: v for k, v in d[2].items() if k != "rejected"} for task, d in data.items()},
+            "test_files": describe_test(cfg, stages[-1]),
+        })
+        run.write_jsonl("rejected.jsonl", [r for d in data.values() for r in d[2]["rejected"]])
+        log.info("run %s: %s on %s, %d process(es)", run.path, cfg.method.name, device, state.num_processes)
+        return _train(cfg, run, tok, {task: d[:2] for task, d in data.items()}, device)
+    except TrainingDiverged as e:
+        run.status.update(state="diverged", error=str(e))
+        run.save_status()
+        raise
+    finally:
+        run.close()
+
+
+def _train(cfg: Config, run: RunDir, tok, data: dict, device: str) -> int:
+    from transformers import set_seed
+
+    stages = STAGES[cfg.method.name]
+    set_seed(cfg.seed)
+    model = None
+    for i, stage in enumerate(stages):
+        final = i == len(stages) - 1
+        if run.stage_done(stage):
+            log.info("%s: already done in %s, skipping", stage, run.output(stage, final))
+            model = None  # the next stage loads it from disk
+            continue
+        if model is None:
+            model = build_model(cfg, device, tok, run.output(stages[i - 1], False) if i else None)
+        model, finished = train_stage(cfg, run, stage, tok, model, *data[stage], final=final)
+        if not finished:
+            run.status["state"] = "stopped"
+            run.save_status()
+            log.info("stopped at step %s as asked (train.stop_at_step); continue with resume=true",
+                     cfg.train.stop_at_step)
+            return 0
+    run.status["state"] = "done"
+    run.save_status()
+    log.info("done: %s", run.path)
+    return 0
+
+
+def build_model(cfg: Config, device: str, tok, previous=None):
+    """The model a stage starts from: the configured base, or a previous stage's saved result."""
+    from .models import load_model
+
+    kwargs = {}
+    if cfg.peft.name == "qlora":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    if previous is not None and cfg.peft.name == "none":
+        # full fine-tuning: the SFT stage saved whole weights
+        mc = ModelConfig(**{**vars(cfg.model), "source": "hub", "path": str(previous)})
+        _, model = load_model(mc, None, tok, **kwargs)
+        return model
+    _, model = load_model(cfg.model, None, tok, **kwargs)
+    if previous is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(previous), is_trainable=True)
+    return model
+
+
+def lora_config(cfg: Config):
+    from peft import LoraConfig
+
+    p = cfg.peft
+    targets = p.target_modules if isinstance(p.target_modules, str) else list(p.target_modules)
+    return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=targets, task_type="CAUSAL_LM")
+
+
+def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
+    """Our config → the TrainingArguments fields both TRL configs share."""
+
+    t, st = cfg.train, getattr(cfg.method, stage)
+    evaluate = has_val and t.eval_steps > 0
+    device = cfg.resolved_device()
+    # TensorBoard's directory is only settable through the environment in transformers 5
+    os.environ["TENSORBOARD_LOGGING_DIR"] = run.tensorboard(stage)
+    return dict(
+        output_dir=run.checkpoints(stage),
+        num_train_epochs=st.epochs if st.epochs is not None else t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=st.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        max_length=t.max_length,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # the default filter logs a NaN loss as 0.0 and hides divergence
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=t.eval_steps if evaluate else None,
+        save_strategy="steps",
+        save_steps=t.eval_steps if t.early_stopping_patience else t.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.early_stopping_patience is not None,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        activation_checkpointing=t.gradient_checkpointing,  # transformers 5 name
+        seed=cfg.seed,
+        report_to=["tensorboard"],
+        ddp_find_unused_parameters=False,  # every LoRA / full weight takes part in each step
+        use_cpu=device == "cpu",
+        bf16=device == "cuda" and cfg.model.dtype in ("auto", "bfloat16"),
+    )
+
+
+def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
+    from peft import PeftModel
+    from trl import SFTConfig, SFTTrainer
+
+    from .sft_data import tokenize_weighted, training_template
+
+    # Pre-tokenized with assistant masks so weight-0 turns are masked too; SFTTrainer
+    # takes input_ids + assistant_masks as they are and trains on the mask.
+    template = training_template(tok)
+
+    def tokenize(ds):
+        if ds is None:
+            return None
+        return ds.map(lambda r: tokenize_weighted(tok, r["messages"], template, cfg.train.max_length),
+                      remove_columns=ds.column_names, desc="tokenize")
+
+    args = SFTConfig(**trainer_args(cfg, run, "sft", val is not None))
+    peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
+    return SFTTrainer(model=model, args=args, train_dataset=tokenize(train), eval_dataset=tokenize(val),
+                      processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+
+
+def dpo_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
+    from peft import PeftModel
+    from trl import DPOConfig, DPOTrainer
+
+    st = cfg.method.dpo
+    args = DPOConfig(**trainer_args(cfg, run, "dpo", val is not None), beta=st.beta, loss_type=list(st.loss_type),
+                     precompute_ref_log_probs=st.precompute_ref_log_probs)
+    cols = ["prompt", "chosen", "rejected"]
+    ref = None
+    if cfg.peft.name == "none" and not st.precompute_ref_log_probs:
+        # TRL would reload the reference from model.config's hub id, which is the base model
+        # even after our SFT stage; a frozen copy of the starting policy is the right one.
+        ref = copy.deepcopy(model).eval().requires_grad_(False)
+    # With LoRA, TRL disables the adapter for the reference; a model that already carries
+    # the SFT adapter gets a frozen copy of it as "ref" (the SFT policy is the reference).
+    peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
+    return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=train.select_columns(cols),
+                      eval_dataset=val.select_columns(cols) if val is not None else None,
+                      processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+
+
+TRAINERS = {"sft": sft_trainer, "dpo": dpo_trainer}
+
+
+def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, final: bool):
+    """Train one stage; returns (trained model, finished?)."""
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    callbacks = [metrics_callback(run, stage)]
+    if cfg.train.stop_at_step:
+        callbacks.append(stop_callback(cfg.train.stop_at_step))
+    if cfg.train.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
+    trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
+
+    resume_from, start_step = None, 0
+    if cfg.resume and os.path.isdir(run.checkpoints(stage)):
+        resume_from = get_last_checkpoint(run.checkpoints(stage))
+    if resume_from:
+        start_step = int(resume_from.rsplit("-", 1)[-1])
+        run.drop_metrics_after(stage, start_step)
+        log.info("%s: resuming from %s", stage, resume_from)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    state = trainer.state
+    finished = not (cfg.train.stop_at_step and state.global_step >= cfg.train.stop_at_step
+                    and state.global_step < state.max_steps)
+    if finished:
+        out = run.output(stage, final)
+        if "ref" in getattr(trainer.model, "peft_config", {}):
+            # TRL's frozen copy of the SFT adapter (the DPO reference): not part of the result
+            trainer.model.delete_adapter("ref")
+        trainer.save_model(str(out))  # adapter or full weights, + tokenizer and chat template
+        world = trainer.args.world_size
+        run.status["stages"][stage] = {
+            "done": True, "steps": state.global_step, "epochs": state.epoch,
+            "train_loss": result.training_loss, "seconds": round(seconds, 2),
+            "seconds_per_step": round(seconds / max(1, state.global_step - start_step), 3),
+            "effective_batch": cfg.train.batch_size * cfg.train.grad_accum * world,
+            "world_size": world, "output": str(out),
+        }
+        run.save_status()
+    _report_rank(trainer, stage)
+    return trainer.model, finished
+
+
+def _report_rank(trainer, stage: str) -> None:
+    """Every rank prints its last loss and a digest of its trainable weights: under DDP they
+    must agree (a mismatch means the ranks diverged). stdout only, not the run directory."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, p in sorted(trainer.model.named_parameters()):
+        if p.requires_grad:
+            digest.update(name.encode())
+            digest.update(p.detach().to(torch.float32).cpu().numpy().tobytes())
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    print(f"rank {trainer.args.process_index}/{trainer.args.world_size} {stage}: steps={trainer.state.global_step} "
+          f"last_loss={losses[-1] if losses else None} weights={digest.hexdigest()[:16]}", flush=True)
