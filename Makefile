@@ -8,7 +8,7 @@ TORCH_CPU  ?= torch==2.13.0
 TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow lint validate sft dpo sft-dpo clean
+.PHONY: install test test-slow lint validate sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
@@ -22,7 +22,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-test: $(STAMP)
+# The report test renders in Debian's headless Chromium (+ a Korean font); installed here when
+# missing and apt is usable, else that one test skips and says why.
+CHROMIUM := .venv/.chromium
+$(CHROMIUM): | $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "test: installing chromium for the report test (Debian packages)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null) \
+		|| echo "test: could not install chromium; the browser test will skip"; \
+	fi
+	@touch $(CHROMIUM)
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
@@ -45,6 +56,20 @@ dpo: $(STAMP)
 
 sft-dpo: $(STAMP)
 	$(PY) -m train method=sft_dpo $(ARGS)
+
+# make eval RUN=runs/<name> [ARGS="limit=20 generate.max_new_tokens=64"]: generations.jsonl,
+# scores.json and preference.json in the run directory. RUN=base evaluates the base model
+# into runs/base-<model>-<data>/ (ARGS="model=gemma3-270m data=keywords").
+eval: $(STAMP)
+	@test -n "$(RUN)" || { echo 'usage: make eval RUN=runs/<name>|base [ARGS="..."]'; exit 2; }
+	$(PY) -m eval generate $(if $(filter base,$(RUN)),,run=$(RUN)) $(ARGS)
+	$(PY) -m eval preference $(if $(filter base,$(RUN)),,run=$(RUN)) $(ARGS)
+
+# make report RUNS="runs/base-... runs/sft-... runs/dpo-... runs/sft_dpo-..." [OUT=reports/NAME]
+OUT ?= reports/latest
+report: $(STAMP)
+	@test -n "$(RUNS)" || { echo 'usage: make report RUNS="runs/a runs/b ..." [OUT=reports/NAME]'; exit 2; }
+	$(PY) -m eval report $(RUNS) --out $(OUT)
 
 clean:
 	rm -rf .venv .pytest_cache

@@ -127,8 +127,15 @@ class MethodConfig:
 
 
 @dataclass
+class LearningRates:
+    sft: float = MISSING
+    dpo: float = MISSING
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
+    lr: LearningRates = MISSING
     method: MethodConfig = MISSING
     peft: PeftConfig = MISSING
     data: DataConfig = MISSING

@@ -177,7 +177,7 @@ def metrics_callback(run: RunDir, stage: str):
                 v = logs.get(key)
                 if isinstance(v, (int, float)) and not math.isfinite(v):
                     raise TrainingDiverged(
-                        f"{stage}: {key} became {v} at step {state.global_step}; lower method.{stage}.learning_rate, "
+                        f"{stage}: {key} became {v} at step {state.global_step}; lower lr.{stage}, "
                         "check the data, or use bfloat16 rather than float16"
                     )
 

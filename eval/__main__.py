@@ -1,0 +1,29 @@
+"""``python -m eval generate|preference [overrides]`` (Hydra, conf/eval.yaml),
+``python -m eval score INPUT.jsonl [--out OUT.json]``, ``python -m eval report RUN_DIR... --out DIR``."""
+
+import sys
+
+USAGE = "usage: python -m eval {generate,preference} [key=value ...] | score INPUT.jsonl [--out OUT] | report RUN_DIR... --out DIR"
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("generate", "preference", "score", "report"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    command, rest = sys.argv[1], sys.argv[2:]
+    if command == "score":
+        from .score import main as score
+
+        return score(rest)
+    if command == "report":
+        from .report import main as report
+
+        return report(rest)
+    sys.argv = [f"{sys.argv[0]} {command}", *rest]  # Hydra parses the overrides
+    from .cli import hydra_main
+
+    return hydra_main(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Seed 000's speech-style markers (comedian 조세호), counted per category.
+
+Categories are the seed's list: tildes that stretch words (``예쁘~게``, ``대~단하다``), verbal
+tics (``음음음~``, ``네네네네~``, ``그렇죠 그렇죠~``), aggrieved / flustered lines (``제가요?``,
+``아휴~ 그거는요~``, ``그걸 또 왜 저한테~``), rhythmic endings (``~했죠~``, ``그게 또~ 또~``),
+interjections (``아이고~``, ``와~ 와~``, ``진짜 대단해요~~~~``), TMI (first-person asides)
+and Japanese gags (``아리가또~``). ``score`` is a logistic function of the counts, calibrated on
+``data/style/train.jsonl`` (preferred = 1, rejected = 0; see :func:`calibrate`); ``present``
+is ``score >= 0.5``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_TIC_SYLLABLES = "음네어와아예응오에흠하호히헤"
+
+PATTERNS: dict[str, re.Pattern] = {
+    # a tilde inside a word or several in a row: 완~전히, 대~단, 요~~~
+    "tilde": re.compile(r"(?<=[가-힣])~+(?=[가-힣])|~{2,}|(?<=[가-힣])~(?=[\s?!.,]|$)"),
+    # one syllable said over and over (음음, 네네네네), or a short word said twice (그렇죠 그렇죠~, 또~ 또~)
+    "tic": re.compile(rf"([{_TIC_SYLLABLES}])\1+~?|(?<![가-힣])([가-힣]{{1,4}})~?[ ,]+\2(?![가-힣])~?"),
+    "aggrieved": re.compile(
+        r"제가요\s*[?？]|저요\s*[?？]|저한테|아휴|아유|억울|서운|섭섭|그걸 또|왜 저를|제가 뭘|어떡해|아니 근데|아니 왜"
+    ),
+    # a sentence ending sung out with a tilde: 했죠~, 거든요~, 잖아요~
+    "rhythm": re.compile(r"(?:죠|거든요|잖아요|는데요|더라고요|거예요|해요|네요|나요|까요|어요|아요|에요|예요)~"),
+    "interjection": re.compile(r"아이고|어머(?:나)?|우와|와~|오~|이야~|세상에|대박|진짜 대단|어이쿠|에이~|하이고"),
+    # first-person asides with a past or habitual story: 저는 … 했거든요, 제가 … 적 있어요
+    "tmi": re.compile(r"(?:저는|제가|저도|저희|제 )[^.?!~]{0,40}?(?:었|았|였|했|거든|적 있|잖아)"),
+    "japanese": re.compile(
+        r"아리가또|스미마셍|혼또니?|오이시|곤니(?:치|찌)와|사요나라|와타시|다이죠부|스고이|오하요|이타다키마스|"
+        r"하지메마시테|요로시쿠|소데스네|나니|가와이|오츠카레"
+    ),
+}
+CATEGORIES = tuple(PATTERNS)
+
+# Logistic weights on log(1 + count) per category, fitted by `python -m eval.metrics.style`
+# on data/style/train.jsonl (200 preferred vs 200 rejected, L2 0.1).
+WEIGHTS = {"tilde": 4.913, "tic": 2.483, "aggrieved": 1.113, "rhythm": 0.915, "interjection": 1.795, "tmi": 0.955,
+           "japanese": 0.735}
+BIAS = -7.859
+
+
+def marker_counts(text: str) -> dict[str, int]:
+    return {c: sum(1 for _ in p.finditer(text)) for c, p in PATTERNS.items()}
+
+
+def marker_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, category) of every marker, sorted (for highlighting in the report)."""
+    spans = [(m.start(), m.end(), c) for c, p in PATTERNS.items() for m in p.finditer(text) if m.end() > m.start()]
+    return sorted(spans)
+
+
+def _features(counts: dict[str, int]) -> list[float]:
+    return [math.log1p(counts[c]) for c in CATEGORIES]
+
+
+def style_score(counts: dict[str, int], weights=None, bias=None) -> float:
+    w = WEIGHTS if weights is None else weights
+    z = (BIAS if bias is None else bias) + sum(w[c] * x for c, x in zip(CATEGORIES, _features(counts)))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def style(text: str) -> dict:
+    """The score row: ``{"score": 0..1, "present": bool, "markers": {category: count}}``."""
+    counts = marker_counts(text)
+    score = style_score(counts)
+    return {"score": round(score, 4), "present": score >= 0.5, "markers": counts}
+
+
+def calibrate(positives: list[str], negatives: list[str], l2: float = 0.1, steps: int = 3000):
+    """Logistic regression (gradient descent, numpy) of preferred vs rejected on the features."""
+    import numpy as np
+
+    X = np.array([_features(marker_counts(t)) for t in positives + negatives])
+    y = np.array([1.0] * len(positives) + [0.0] * len(negatives))
+    w, b = np.zeros(X.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(X @ w + b)))
+        w -= 0.5 * (X.T @ (p - y) / len(y) + l2 * w / len(y))
+        b -= 0.5 * float(np.mean(p - y))
+    return {c: round(float(v), 3) for c, v in zip(CATEGORIES, w)}, round(b, 3)
+
+
+def auc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def _pairs(path: str) -> tuple[list[str], list[str]]:
+    from data import load
+
+    ds = load(path, task="dpo")
+    return [r[-1]["content"] for r in ds["chosen"]], [r[-1]["content"] for r in ds["rejected"]]
+
+
+if __name__ == "__main__":  # refit WEIGHTS/BIAS and print the held-out AUC
+    pos, neg = _pairs("data/style/train.jsonl")
+    weights, bias = calibrate(pos, neg)
+    print("WEIGHTS =", weights)
+    print("BIAS =", bias)
+    tp, tn = _pairs("data/style/test.jsonl")
+    print("test AUC:", round(auc([style_score(marker_counts(t), weights, bias) for t in tp],
+                                  [style_score(marker_counts(t), weights, bias) for t in tn]), 4))

@@ -1,0 +1,109 @@
+"""What the eval evaluates: a training run directory, or the base model (written into
+``runs/base-<model>-<data>/`` with a config.yaml so the report treats it as a run)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from train.config import Config, ConfigError, DataConfig, ModelConfig
+
+from .config import EvalConfig
+
+
+@dataclass
+class Target:
+    path: Path
+    method: str  # base | sft | dpo | sft_dpo
+    model: ModelConfig
+    data: DataConfig
+    peft: str  # none for base
+    beta: float | None  # DPO's beta, for the implicit reward
+
+
+def target(cfg: EvalConfig) -> Target:
+    if cfg.run:
+        return _from_run(Path(cfg.run))
+    path = Path(cfg.out_dir) / f"base-{cfg.model.name}-{cfg.data.name}"
+    path.mkdir(parents=True, exist_ok=True)
+    conf = {"name": path.name, "method": {"name": "base"}, "model": OmegaConf.structured(cfg.model),
+            "peft": {"name": "none"}, "data": OmegaConf.structured(cfg.data), "seed": cfg.seed}
+    (path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(conf)), encoding="utf-8")
+    (path / "status.json").write_text(json.dumps({"state": "done", "stages": {}}) + "\n", encoding="utf-8")
+    return Target(path, "base", cfg.model, cfg.data, "none", None)
+
+
+def _from_run(path: Path) -> Target:
+    conf = path / "config.yaml"
+    if not conf.is_file():
+        raise ConfigError(f"run: {path} has no config.yaml (not a run directory)")
+    raw = OmegaConf.load(conf)
+    if raw.get("method", {}).get("name") == "base":
+        return Target(path, "base", _typed(ModelConfig, raw.model), _typed(DataConfig, raw.data), "none", None)
+    status = json.loads((path / "status.json").read_text(encoding="utf-8")) if (path / "status.json").exists() else {}
+    if status.get("state") != "done":
+        raise ConfigError(f"run: {path} is not finished (state {status.get('state')!r}); finish it with resume=true")
+    c: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), raw))
+    beta = c.method.dpo.beta if c.method.dpo is not None else None
+    return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
+
+
+def _typed(cls, node):
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
+
+
+def load_policy(t: Target, device: str):
+    """(tokenizer, model) as trained: base + adapter, or the full weights in the run."""
+    from train.models import load_model
+
+    if t.method == "base":
+        return load_model(t.model, device)
+    if t.peft == "none":
+        mc = ModelConfig(**{**vars(t.model), "source": "hub", "path": str(t.path)})
+        return load_model(mc, device)
+    from peft import PeftModel
+
+    tok, base = load_model(t.model, device, **_quantization(t))
+    return tok, PeftModel.from_pretrained(base, str(t.path)).eval()
+
+
+def _quantization(t: Target) -> dict:
+    if t.peft != "qlora":
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16)}
+
+
+@contextmanager
+def reference(t: Target, policy, device: str):
+    """The DPO reference of a run, as trained against: the base model for ``dpo`` (the
+    adapter disabled, or the base weights), the SFT result for ``sft_dpo``."""
+    from train.models import load_model
+
+    if t.peft != "none":
+        if t.method == "sft_dpo":
+            policy.load_adapter(str(t.path / "sft"), adapter_name="ref")
+            policy.set_adapter("ref")
+            try:
+                yield policy
+            finally:
+                policy.set_adapter("default")
+                policy.delete_adapter("ref")
+        else:
+            with policy.disable_adapter():
+                yield policy
+        return
+    if t.method == "sft_dpo":
+        mc = ModelConfig(**{**vars(t.model), "source": "hub", "path": str(t.path / "sft")})
+    else:
+        mc = t.model
+    _, ref = load_model(mc, device)
+    yield ref.eval()

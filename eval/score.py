@@ -1,0 +1,86 @@
+"""``python -m eval score INPUT.jsonl [--out OUT.json]`` — the scoring contract.
+
+INPUT rows: ``id``, ``text``, optional ``keywords`` (list of strings). OUT:
+``{"rows": [{"id", "style": {...}, "repetition": {...}, "keywords"?: {...}}],
+"summary": {metric: {"value", "low", "high", "n", "direction", "aggregation"}}}``.
+A bad row is reported as ``INPUT:LINE: error: ...`` and left out of the rows (counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from data.reader import Bad, FileError, iter_records
+
+from .metrics import REGISTRY, score_text
+from .stats import bootstrap
+
+
+def check_row(value) -> str | None:
+    """Why a row cannot be scored, or None."""
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    if "id" not in value:
+        return "missing key 'id'"
+    if not isinstance(value["id"], (str, int)) or isinstance(value["id"], bool):
+        return "'id' must be a string or an integer"
+    if "text" not in value:
+        return "missing key 'text'"
+    if not isinstance(value["text"], str):
+        return f"'text' must be a string, got {type(value['text']).__name__}"
+    kws = value.get("keywords")
+    if kws is not None and not (isinstance(kws, list) and all(isinstance(k, str) and k.strip() for k in kws)):
+        return "'keywords' must be a list of non-empty strings"
+    return None
+
+
+def score_rows(rows: list[dict]) -> dict:
+    out = [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
+    return {"rows": out, "summary": summarize(out)}
+
+
+def summarize(rows: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+    summary = {}
+    for name, m in REGISTRY.items():
+        values = [m.get(r) for r in rows]
+        values = [v for v in values if v is not None]
+        if values:
+            summary[name] = {**bootstrap(values, n_boot, seed), "direction": m.direction, "aggregation": m.aggregation}
+    return summary
+
+
+def read_rows(path: str, emit=None) -> tuple[list[dict], int]:
+    """Valid rows and the count of bad ones (each reported through ``emit``)."""
+    emit = emit or (lambda line: print(line, file=sys.stderr))
+    rows, bad = [], 0
+    for line, value, _ in iter_records(path):
+        why = value.message if isinstance(value, Bad) else check_row(value)
+        if why:
+            emit(f"{path}:{line}: error: {why}")
+            bad += 1
+        else:
+            rows.append(value)
+    return rows, bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval score", description="Score generations (style, repetition, keywords).")
+    p.add_argument("input", help="JSONL rows with id, text and optional keywords")
+    p.add_argument("--out", help="write {rows, summary} here; without it the summary is printed")
+    a = p.parse_args(argv)
+    try:
+        rows, bad = read_rows(a.input)
+    except FileError as e:
+        print(f"{a.input}: error: {e}", file=sys.stderr)
+        return 2
+    result = score_rows(rows)
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+    else:
+        print(json.dumps(result["summary"], ensure_ascii=False, indent=1))
+    print(f"{a.input}: {len(rows)} scored, {bad} bad", file=sys.stderr)
+    return 1 if bad or not rows else 0

@@ -1,0 +1,94 @@
+"""Repetition (seed 004): loops are degenerate; a style's tics, reduplicated words, anaphora
+and refrains are not. The standard numbers are checked by hand."""
+
+import pytest
+
+from eval.metrics.repetition import (
+    compression_ratio,
+    consecutive_repeats,
+    distinct_n,
+    longest_repeat,
+    loop_spans,
+    repetition,
+    seq_rep_n,
+)
+
+LOOPS = {
+    "line loop": "아침 버스 안에서 커피를 마신다\n창밖으로 희망이 지나간다\n" + "희망이 지나간다\n" * 7 + "희망이",
+    "phrase loop": "가을이 되면 잎이 떨어진다. 잎이 떨어지고" + " 또 떨어지고" * 9,
+    "tic far beyond speech": "그게요 " + "음음음~ " * 14 + "그래서요",
+    "syllable run": "음" * 20,
+    "sentence loop": "물고기가 빙글빙글 돈다. " + "빙글빙글 돈다. " * 8,
+}
+
+NOT_LOOPS = {
+    "tics once or twice": "커피요? 음음음~ 저 지금 네 잔째거든요~ 네네네네~ 와~ 와~ 와와~ 그렇죠 그렇죠~ 또~ 또~",
+    "reduplicated word": "물고기가 빙글빙글 돈다. 바람이 살랑살랑 분다.",
+    "anaphora": "나는 바다를 보았다\n나는 별을 세었다\n나는 등대에 기대어 울었다\n나는 편지를 접었다",
+    "refrain": ("그리운 바다여 돌아오라\n파도는 오늘도 모래를 쓸고\n그리운 바다여 돌아오라\n"
+                "등대는 밤새 불을 켜 두고\n그리운 바다여 돌아오라"),
+    "prose": "자정이 넘은 겨울밤, 나는 불도 켜지 않고 냄비에 물을 올린다. 엄마가 라면 하나를 더 꺼내 온다.",
+    "a line said twice": "가자 가자\n저 언덕 너머로\n가자 가자",
+}
+
+
+@pytest.mark.parametrize("name", LOOPS)
+def test_loops_are_degenerate(name):
+    assert repetition(LOOPS[name])["degenerate"], name
+    assert loop_spans(LOOPS[name])
+
+
+@pytest.mark.parametrize("name", NOT_LOOPS)
+def test_tics_and_literary_repetition_are_not(name):
+    assert not repetition(NOT_LOOPS[name])["degenerate"], name
+    assert loop_spans(NOT_LOOPS[name]) == []
+
+
+def test_consecutive_repeats_finds_the_smallest_unit():
+    assert consecutive_repeats("a b a b a b c".split()) == [(0, 2, 3)]
+    assert consecutive_repeats("x y z".split()) == []
+    assert consecutive_repeats("a a a a".split()) == [(0, 1, 4)]
+
+
+def test_loop_span_covers_the_repeats():
+    text = "시작 " + "희망이 지나간다 " * 5
+    (a, b), = loop_spans(text)
+    assert text[a:b] == ("희망이 지나간다 " * 5).strip()
+
+
+def test_standard_numbers_by_hand():
+    words = "a b c d a b c d".split()
+    # 4-grams: abcd bcda cdab dabc abcd -> 5 total, 4 unique
+    assert seq_rep_n(words, 4) == pytest.approx(1 - 4 / 5)
+    # bigrams: ab bc cd da ab bc cd -> 7 total, 4 unique
+    assert distinct_n(words, 2) == pytest.approx(4 / 7)
+    assert longest_repeat(words) == 4  # "a b c d" occurs twice
+    assert longest_repeat("a b c".split()) == 0
+    assert seq_rep_n(["a"], 4) == 0.0 and distinct_n([], 2) == 1.0
+    assert compression_ratio("") == 0.0
+    assert compression_ratio("반복 " * 200) > 10 > compression_ratio(NOT_LOOPS["prose"])
+
+
+def test_row_shape():
+    row = repetition(LOOPS["line loop"])
+    assert set(row) == {"degenerate", "max_repeats", "seq_rep_4", "distinct_2", "compression_ratio", "longest_repeat"}
+    assert row["max_repeats"] == 8
+
+
+def test_shipped_labelled_sets():
+    """Loop detection on our labelled sets: every keyword-set loop negative is caught, no
+    preferred text (literary or styled with tics) is flagged."""
+    import json
+
+    from conftest import ROOT
+
+    def texts(path, key):
+        return [json.loads(line) for line in open(ROOT / path, encoding="utf-8")]
+
+    kw = texts("data/keywords/train.jsonl", None) + texts("data/keywords/test.jsonl", None)
+    loops = [r["rejected"] for r in kw if r["metadata"]["rejected_kind"] == "loop"]
+    clean = [r["chosen"] for r in kw] + [r["rejected"] for r in kw if r["metadata"]["rejected_kind"] != "loop"]
+    style = texts("data/style/train.jsonl", None) + texts("data/style/test.jsonl", None)
+    clean += [r["preferred_output"][0]["content"] for r in style]
+    assert all(repetition(t)["degenerate"] for t in loops)
+    assert not any(repetition(t)["degenerate"] for t in clean)
