@@ -501,6 +501,17 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
+def preference_note(runs) -> str:
+    """Which preference measure each run has: the margins of the two are not on one scale."""
+    methods = {r.name: r.preference.get("method") for r in runs if r.preference.get("method")}
+    if not methods:
+        return ""
+    parts = [f"{name}: {'implicit DPO reward vs. its reference' if m == 'implicit_reward' else 'length-normalised log-prob'}"
+             for name, m in methods.items()]
+    return ("preference.* on the held-out pairs — " + "; ".join(parts)
+            + ". Accuracies compare across runs; margins only within one measure.")
+
+
 def render_md(runs, table, warnings, max_samples) -> str:
     out = ["# Run comparison", ""]
     out += ["## Runs", "", *_md_table(["run", "method", "model", "peft", "data", "seed", "state", "path"], [
@@ -508,6 +519,8 @@ def render_md(runs, table, warnings, max_samples) -> str:
     out += ["## Warnings", ""]
     out += [f"- {_md_cell(w)}" for w in warnings] or ["None."]
     out += ["", "## Metrics", "", "Value [95% interval]; best per metric in **bold** (↑ higher is better, ↓ lower).", ""]
+    if preference_note(runs):
+        out += [_md_cell(preference_note(runs)), ""]
     rows = []
     for metric, entries in table.items():
         best = best_runs(entries)
@@ -631,8 +644,9 @@ def _metrics_html(runs, table) -> str:
         best = best_runs(entries)
         rows.append([f"{_e(metric)} {_arrow(entries)}", *(
             (_e(fmt_entry(entries.get(r.name))), "num best" if r.name in best else "num") for r in runs)])
+    note = f"<p>{_e(preference_note(runs))}</p>" if preference_note(runs) else ""
     return ("<p>Value [95% interval]; the best run per metric is highlighted (↑ higher is better, ↓ lower).</p>"
-            + _html_table(["metric", *(_e(r.label) for r in runs)], rows))
+            + note + _html_table(["metric", *(_e(r.label) for r in runs)], rows))
 
 
 def _samples_html(runs, max_samples) -> str:

@@ -92,3 +92,16 @@ def test_shipped_labelled_sets():
     clean += [r["preferred_output"][0]["content"] for r in style]
     assert all(repetition(t)["degenerate"] for t in loops)
     assert not any(repetition(t)["degenerate"] for t in clean)
+
+
+def test_independent_labelled_loops():
+    """data/labelled/loops.jsonl (another writer, blind to the metric): every loop kind caught,
+    no prose, poem, anaphora, refrain or style-tic text flagged."""
+    import json
+
+    from conftest import ROOT
+
+    rows = [json.loads(line) for line in open(ROOT / "data/labelled/loops.jsonl", encoding="utf-8")]
+    wrong = [(r["kind"], r["id"]) for r in rows if repetition(r["text"])["degenerate"] != bool(r["label"])]
+    assert wrong == []
+    assert {r["kind"] for r in rows if r["label"]} == {"line_loop", "phrase_loop", "sentence_loop", "tic_loop", "cycle_loop"}
