@@ -194,3 +194,10 @@ def test_sft_dpo_resumes_inside_the_dpo_stage_from_the_saved_sft_adapter(tmp_pat
     assert losses(part, "dpo") == pytest.approx(losses(full, "dpo"), abs=1e-5)
     a, b = load_file(full / "adapter_model.safetensors"), load_file(part / "adapter_model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_dpo_with_precomputed_reference_log_probs(tmp_path):
+    run = train_tiny(tmp_path, "method=dpo", "data=keywords", "method.dpo.precompute_ref_log_probs=true",
+                     "method.dpo.learning_rate=5e-3", "train.max_steps=3", "data.limit=8")
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
+    assert abs(rows[0]["loss"] - math.log(2)) < 1e-3 and rows[-1]["loss"] < rows[0]["loss"]
