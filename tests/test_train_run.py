@@ -201,3 +201,16 @@ def test_dpo_with_precomputed_reference_log_probs(tmp_path):
                      "method.dpo.learning_rate=5e-3", "train.max_steps=3", "data.limit=8")
     rows = [r for r in read_jsonl(run / "metrics.jsonl") if "loss" in r]
     assert abs(rows[0]["loss"] - math.log(2)) < 1e-3 and rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path):
+    run = train_tiny(tmp_path, "lr.sft=0.3", "train.early_stopping_patience=2", "train.eval_steps=1",
+                     "data.val_fraction=0.2", "train.max_steps=20", "data.limit=16", "name=es")
+    evals = losses(run, "sft", "eval_loss")
+    best = evals.index(min(evals))
+    assert len(evals) == best + 3 < 20  # two evaluations without improvement, then stop
+    status = json.loads((run / "status.json").read_text())
+    assert status["stages"]["sft"]["steps"] == len(evals)
+    kept = load_file(run / "adapter_model.safetensors")  # the best model, not the last one
+    best_ckpt = load_file(run / "checkpoints" / "sft" / f"checkpoint-{best + 1}" / "adapter_model.safetensors")
+    assert all(torch.equal(kept[k], best_ckpt[k]) for k in kept)
