@@ -7,7 +7,15 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from train.config import ConfigError, DataConfig, ModelConfig
+from train.config import (
+    DEVICES,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    one_of,
+    resolve_device,
+    structured,
+)
 
 
 @dataclass
@@ -38,13 +46,12 @@ class EvalConfig:
     generate: GenerateConfig = MISSING
     preference: PreferenceConfig = MISSING
 
+    def resolved_device(self) -> str:
+        return resolve_device(self.device)
+
     def check(self) -> None:
-        try:
-            self.model.check()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device: {self.device!r} is not one of auto, cpu, cuda")
+        self.model.check()
+        one_of("device", self.device, DEVICES)
         for key in ("max_new_tokens", "batch_size"):
             if getattr(self.generate, key) <= 0:
                 raise ConfigError(f"generate.{key}: must be > 0")
@@ -57,16 +64,6 @@ class EvalConfig:
 
 
 def typed(cfg) -> EvalConfig:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from train.config import _omegaconf_message
-
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg)
-        OmegaConf.resolve(merged)
-        obj: EvalConfig = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise ConfigError(_omegaconf_message(e)) from None
+    obj: EvalConfig = structured(EvalConfig, cfg)
     obj.check()
     return obj

@@ -44,7 +44,7 @@ def generate(cfg: EvalConfig) -> str:
 
     t = target(cfg)
     records = heldout(t, cfg.limit)
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = cfg.resolved_device()
     tok, model = load_policy(t, device)
     tok = generation_tokenizer(tok)
     g = cfg.generate

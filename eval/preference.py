@@ -60,13 +60,12 @@ def sequence_logps(model, tok, items: list[tuple[list[int], int]], batch_size: i
 
 
 def preference(cfg: EvalConfig) -> str:
-    import torch
 
     t = target(cfg)
     pairs = [r for r in heldout(t, cfg.limit) if r["rejected"] is not None]
     if not pairs:
         raise ValueError(f"data.test: no preference pairs in {', '.join(t.data.test)}")
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = cfg.resolved_device()
     tok, model = load_policy(t, device)
     L, B = cfg.preference.max_length, cfg.preference.batch_size
     chosen = [completion_tokens(tok, r["prompt"], r["chosen"], L) for r in pairs]

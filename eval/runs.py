@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from train.config import Config, ConfigError, DataConfig, ModelConfig
+from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
 
 from .config import EvalConfig
 
@@ -43,43 +43,27 @@ def _from_run(path: Path) -> Target:
         raise ConfigError(f"run: {path} has no config.yaml (not a run directory)")
     raw = OmegaConf.load(conf)
     if raw.get("method", {}).get("name") == "base":
-        return Target(path, "base", _typed(ModelConfig, raw.model), _typed(DataConfig, raw.data), "none", None)
+        return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
     status = json.loads((path / "status.json").read_text(encoding="utf-8")) if (path / "status.json").exists() else {}
     if status.get("state") != "done":
         raise ConfigError(f"run: {path} is not finished (state {status.get('state')!r}); finish it with resume=true")
-    c: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), raw))
+    c: Config = structured(Config, raw)
     beta = c.method.dpo.beta if c.method.dpo is not None else None
     return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
 
 
-def _typed(cls, node):
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), node))
-
-
 def load_policy(t: Target, device: str):
     """(tokenizer, model) as trained: base + adapter, or the full weights in the run."""
-    from train.models import load_model
+    from train.models import load_model, qlora_quantization
 
     if t.method == "base":
         return load_model(t.model, device)
     if t.peft == "none":
-        mc = ModelConfig(**{**vars(t.model), "source": "hub", "path": str(t.path)})
-        return load_model(mc, device)
+        return load_model(t.model.weights_at(t.path), device)
     from peft import PeftModel
 
-    tok, base = load_model(t.model, device, **_quantization(t))
+    tok, base = load_model(t.model, device, **(qlora_quantization() if t.peft == "qlora" else {}))
     return tok, PeftModel.from_pretrained(base, str(t.path)).eval()
-
-
-def _quantization(t: Target) -> dict:
-    if t.peft != "qlora":
-        return {}
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    return {"quantization_config": BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16)}
 
 
 @contextmanager
@@ -101,9 +85,5 @@ def reference(t: Target, policy, device: str):
             with policy.disable_adapter():
                 yield policy
         return
-    if t.method == "sft_dpo":
-        mc = ModelConfig(**{**vars(t.model), "source": "hub", "path": str(t.path / "sft")})
-    else:
-        mc = t.model
-    _, ref = load_model(mc, device)
+    _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device)
     yield ref.eval()

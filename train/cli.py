@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-
-log = logging.getLogger("sftdpo")
 
 
 def run_from_hydra(cfg) -> int:

@@ -3,11 +3,17 @@ schema so a misspelled key or a wrong type fails at start-up, naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from omegaconf import MISSING
+
+
+class ConfigError(ValueError):
+    """A bad configuration value: one line that starts with the key."""
+
 
 MODEL_SOURCES = ("hub", "gguf", "tiny")
 DTYPES = ("auto", "bfloat16", "float32")
@@ -32,14 +38,18 @@ class ModelConfig:
     tiny: dict[str, Any] = field(default_factory=dict)
 
     def check(self, prefix: str = "model") -> None:
-        """Raise ``ValueError`` naming the key for values the schema alone cannot catch."""
+        """Raise :class:`ConfigError` naming the key for values the schema alone cannot catch."""
         if self.source not in MODEL_SOURCES:
-            raise ValueError(f"{prefix}.source: {self.source!r} is not one of {', '.join(MODEL_SOURCES)}")
+            raise ConfigError(f"{prefix}.source: {self.source!r} is not one of {', '.join(MODEL_SOURCES)}")
         if self.dtype not in DTYPES:
             hint = " (Gemma-3 overflows in float16; use bfloat16)" if self.dtype in ("float16", "fp16", "half") else ""
-            raise ValueError(f"{prefix}.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}{hint}")
+            raise ConfigError(f"{prefix}.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}{hint}")
         if self.chat_template not in (None, "gemma3"):
-            raise ValueError(f"{prefix}.chat_template: {self.chat_template!r} is not null or 'gemma3'")
+            raise ConfigError(f"{prefix}.chat_template: {self.chat_template!r} is not null or 'gemma3'")
+
+    def weights_at(self, path) -> ModelConfig:
+        """This model with its weights read from ``path`` (a run's full fine-tuned weights)."""
+        return dataclasses.replace(self, source="hub", path=str(path))
 
 
 PEFT_KINDS = ("lora", "qlora", "none")
@@ -57,8 +67,13 @@ SCHEDULERS = (
 )
 
 
-class ConfigError(ValueError):
-    """A bad configuration value: one line that starts with the key."""
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values as they are."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -152,23 +167,16 @@ class Config:
         return os.path.join(self.out_dir, self.name)
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
     def check(self) -> None:
         """Combinations the schema cannot express; raises :class:`ConfigError` naming the key."""
-        try:
-            self.model.check()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        _one_of("method.name", self.method.name, METHODS)
-        _one_of("peft.name", self.peft.name, PEFT_KINDS)
-        _one_of("data.on_error", self.data.on_error, ON_ERROR)
-        _one_of("device", self.device, DEVICES)
-        _one_of("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
+        self.model.check()
+        one_of("method.name", self.method.name, METHODS)
+        one_of("peft.name", self.peft.name, PEFT_KINDS)
+        one_of("data.on_error", self.data.on_error, ON_ERROR)
+        one_of("device", self.device, DEVICES)
+        one_of("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name: {self.name!r} is not a usable run directory name")
         m = self.method
@@ -191,7 +199,7 @@ class Config:
             if not m.dpo.loss_type:
                 raise ConfigError("method.dpo.loss_type: empty; use e.g. [sigmoid]")
             for lt in m.dpo.loss_type:
-                _one_of("method.dpo.loss_type", lt, DPO_LOSSES)
+                one_of("method.dpo.loss_type", lt, DPO_LOSSES)
         p = self.peft
         if p.name != "none":
             _positive("peft.r", p.r)
@@ -249,7 +257,7 @@ class Config:
             raise ConfigError("resume: resume=true and overwrite=true contradict each other")
 
 
-def _one_of(key: str, value, allowed) -> None:
+def one_of(key: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
 
@@ -259,21 +267,27 @@ def _positive(key: str, value) -> None:
         raise ConfigError(f"{key}: {value!r} must be > 0")
 
 
-def typed(cfg) -> Config:
-    """A composed ``DictConfig`` -> checked :class:`Config`. Unknown keys, wrong types, missing
-    values and impossible combinations raise :class:`ConfigError` with the key first."""
+def structured(schema, cfg):
+    """``cfg`` (a DictConfig or dict) as an instance of the dataclass ``schema``: unknown keys,
+    wrong types and missing values raise :class:`ConfigError` with the key first."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         OmegaConf.resolve(merged)
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
             raise ConfigError(f"{missing[0]}: no value (set it in conf/ or on the command line)")
-        obj: Config = OmegaConf.to_object(merged)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(_omegaconf_message(e)) from None
+
+
+def typed(cfg) -> Config:
+    """A composed ``DictConfig`` -> checked :class:`Config`. Unknown keys, wrong types, missing
+    values and impossible combinations raise :class:`ConfigError` with the key first."""
+    obj: Config = structured(Config, cfg)
     obj.check()
     return obj
 

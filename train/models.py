@@ -76,6 +76,17 @@ def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, **kw
     return tok, model
 
 
+def qlora_quantization() -> dict:
+    """``from_pretrained`` kwargs for QLoRA: a 4-bit NF4, double-quantised base computing in bf16."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )}
+
+
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
 

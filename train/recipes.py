@@ -14,7 +14,7 @@ import logging
 import os
 import time
 
-from .config import Config, ModelConfig
+from .config import Config
 from .rundir import RunDir, TrainingDiverged, environment, metrics_callback, stop_callback
 
 log = logging.getLogger("sftdpo")
@@ -86,21 +86,12 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str) -> int:
 
 def build_model(cfg: Config, device: str, tok, previous=None):
     """The model a stage starts from: the configured base, or a previous stage's saved result."""
-    from .models import load_model
+    from .models import load_model, qlora_quantization
 
-    kwargs = {}
-    if cfg.peft.name == "qlora":
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
+    kwargs = qlora_quantization() if cfg.peft.name == "qlora" else {}
     if previous is not None and cfg.peft.name == "none":
         # full fine-tuning: the SFT stage saved whole weights
-        mc = ModelConfig(**{**vars(cfg.model), "source": "hub", "path": str(previous)})
-        _, model = load_model(mc, None, tok, **kwargs)
+        _, model = load_model(cfg.model.weights_at(previous), None, tok, **kwargs)
         return model
     _, model = load_model(cfg.model, None, tok, **kwargs)
     if previous is not None:

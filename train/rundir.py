@@ -156,11 +156,9 @@ class RunDir:
         f = self.path / "metrics.jsonl"
         if not self.is_main or not f.exists():
             return
-        keep = [
-            line for line in f.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not (json.loads(line).get("stage") == stage and json.loads(line).get("step", 0) > step)
-        ]
-        f.write_text("".join(x + "\n" for x in keep), encoding="utf-8")
+        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        keep = [r for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)]
+        f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
 
 
 def metrics_callback(run: RunDir, stage: str):
