@@ -1,7 +1,11 @@
-"""``python -m data validate|stats|split`` — the data command line.
+"""``python -m data validate|stats|split|generate|export`` — the data command line.
 
 Exit codes (validate): 0 = no errors and at least one valid record; 1 = any error or no
 valid record; 2 = usage error or a file that cannot be read.
+generate: 0 = every question sent got a valid record (written or already there); 1 = any
+record rejected, question missing or call failed; 2 = usage, config, missing API key or a
+broken FILE. export: 0 = written and every check passed; 1 = bad input records (nothing
+written) or a failed check; 2 = usage error or missing file.
 """
 
 from __future__ import annotations
@@ -102,6 +106,70 @@ def cmd_split(a) -> int:
     return 0
 
 
+def cmd_generate(a) -> int:
+    from .generate import run_cli
+
+    return run_cli(a)
+
+
+def cmd_export(a) -> int:
+    from .export import run
+    from .loader import _parse_columns
+
+    if _check_paths(a.paths):
+        return 2
+    if any(Path(p).resolve() == Path(a.out).resolve() for p in a.paths):
+        print(f"python -m data export: error: --out {a.out} is one of the input files", file=sys.stderr)
+        return 2
+    try:
+        return run(a.paths, a.to, a.out, _parse_columns(a.map), a.max_tokens, _counter(a.tokenizer), a.epochs,
+                   say=print, err=lambda line: print(line, file=sys.stderr))
+    except OSError as e:  # --out in a missing directory, not writable, ...
+        print(f"python -m data export: error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _add_generate(sub) -> None:
+    g = sub.add_parser("generate", help="ask an OpenAI-compatible endpoint for pairs with seed 000's prompt; append valid ones to FILE")
+    g.add_argument("--out", required=True, metavar="FILE", help="JSONL to append to (OpenAI DPO); FILE.done lists the questions done")
+    g.add_argument("--n", required=True, type=_positive, metavar="N", help="use the first N questions (re-runs skip those done)")
+    g.add_argument("--questions", metavar="FILE|NAME", help="one question per line (config: questions)")
+    g.add_argument("--prompt", metavar="NAME|FILE", help="template with {{questions}}; NAME = data/prompts/NAME.txt (config: prompt)")
+    g.add_argument("--config", metavar="PATH", help="YAML merged over conf/generate.yaml")
+    g.add_argument("--base-url", help="config: base_url")
+    g.add_argument("--model", help="config: model")
+    g.add_argument("--questions-per-call", type=_positive, metavar="K", help="config: questions_per_call")
+    g.add_argument("--temperature", type=float, help="config: temperature")
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="per call (config: timeout_s)")
+    g.add_argument("--max-retries", type=int, metavar="R", help="config: max_retries")
+    g.add_argument("--json", action="store_true", help="print the summary as JSON")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    g.set_defaults(func=cmd_generate)
+
+
+def _add_export(sub) -> None:
+    e = sub.add_parser("export", help="write OpenAI fine-tuning files (DPO or SFT) and check them")
+    e.add_argument("paths", nargs="+", metavar="PATH", help="files in any format the loader reads")
+    e.add_argument("--to", required=True, choices=["openai-dpo", "openai-sft"])
+    e.add_argument("--out", required=True, metavar="FILE")
+    e.add_argument("--map", action="append", default=[], metavar="SRC=DST", help="rename a key before reading (repeatable)")
+    e.add_argument("--max-tokens", type=_positive, default=65536, metavar="N",
+                   help="token limit per example (default 65536, OpenAI's training context for gpt-4o / gpt-4o-mini)")
+    e.add_argument("--tokenizer", help="tokenizer (local path or hub id) for exact counts; default: 2 characters a token")
+    e.add_argument("--epochs", type=_positive, metavar="N", help="for the training-token estimate (default: OpenAI's choice for the size)")
+    e.set_defaults(func=cmd_export)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = _Parser(prog="python -m data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -118,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out-dir", required=True)
     sp.set_defaults(func=cmd_split)
+    _add_generate(sub)
+    _add_export(sub)
     a = ap.parse_args(argv)
     try:
         return a.func(a)
