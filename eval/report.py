@@ -235,7 +235,22 @@ def warnings_for(runs: list[Run]) -> list[str]:
     out = []
     for run in runs:
         out += _state_warning(run) + _displacement_warnings(run) + _overfit_warnings(run)
-    out += _length_bias_warnings(runs)
+    out += _length_bias_warnings(runs) + _trim_notes(runs)
+    return out
+
+
+def _trim_notes(runs: list[Run]) -> list[str]:
+    """``model.trim_vocab``: say how far the output layer was cut, and flag a mixed comparison."""
+    trimmed = {r.name: bool(_get(r.config, "model", "trim_vocab")) for r in runs}
+    out = []
+    for r in runs:
+        if trimmed[r.name]:
+            v = _read_json(r.path / "vocab.json")
+            size = f"{v['kept']:,} of {v['of']:,} tokens" if v.get("kept") else "the data's tokens"
+            out.append(f"{r.name}: output layer trimmed to {size} (model.trim_vocab; it can only produce those)")
+    if len(set(trimmed.values())) > 1:
+        out.append("runs differ in model.trim_vocab (trimmed: " + ", ".join(n for n, t in trimmed.items() if t)
+                   + "); their generations are not comparable")
     return out
 
 

@@ -28,7 +28,8 @@ class Target:
 def target(cfg: EvalConfig) -> Target:
     if cfg.run:
         return _from_run(Path(cfg.run))
-    path = Path(cfg.out_dir) / f"base-{cfg.model.name}-{cfg.data.name}"
+    trimmed = "-trim" if cfg.model.trim_vocab else ""  # never mixed up with the full-vocabulary base
+    path = Path(cfg.out_dir) / f"base-{cfg.model.name}-{cfg.data.name}{trimmed}"
     path.mkdir(parents=True, exist_ok=True)
     conf = {"name": path.name, "method": {"name": "base"}, "model": OmegaConf.structured(cfg.model),
             "peft": {"name": "none"}, "data": OmegaConf.structured(cfg.data), "seed": cfg.seed}
@@ -57,13 +58,31 @@ def load_policy(t: Target, device: str):
     from train.models import load_model, qlora_quantization
 
     if t.method == "base":
-        return load_model(t.model, device)
+        return _trimmed(t, *load_model(t.model, device))
     if t.peft == "none":
         return load_model(t.model.weights_at(t.path), device)
     from peft import PeftModel
 
-    tok, base = load_model(t.model, device, **(qlora_quantization() if t.peft == "qlora" else {}))
+    tok, base = _trimmed(t, *load_model(t.model, device, **(qlora_quantization() if t.peft == "qlora" else {})))
     return tok, PeftModel.from_pretrained(base, str(t.path)).eval()
+
+
+def _trimmed(t: Target, tok, model):
+    """``model.trim_vocab``: the output layer restricted as in training (the run's vocab.json;
+    for the base model the same set, built from the data files, written beside its outputs)."""
+    if not t.model.trim_vocab:
+        return tok, model
+    from train import trim
+
+    saved = t.path / "vocab.json"
+    if saved.is_file():
+        keep = trim.read_ids(saved)
+    else:
+        files = trim.data_files(t.data)
+        keep = trim.vocabulary(tok, files, t.data.columns)
+        trim.write(saved, keep, len(tok), files)
+    trim.restrict(model, keep)
+    return tok, model
 
 
 @contextmanager

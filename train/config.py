@@ -35,6 +35,8 @@ class ModelConfig:
     cache_dir: str = MISSING
     # false: training on CPU is refused with a hint (hours per epoch for the 1B)
     allow_cpu: bool = True
+    # true: the output layer is restricted to the tokens of the data files (CPU studies; see train/trim.py)
+    trim_vocab: bool = False
     tiny: dict[str, Any] = field(default_factory=dict)
 
     def check(self, prefix: str = "model") -> None:
@@ -179,6 +181,8 @@ class Config:
         one_of("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"name: {self.name!r} is not a usable run directory name")
+        if self.model.trim_vocab and self.peft.name != "lora":
+            raise ConfigError(f"model.trim_vocab: the trimmed vocabulary is for LoRA runs (peft=lora), got peft={self.peft.name}")
         m = self.method
         if m.name in ("sft", "sft_dpo") and m.sft is None:
             raise ConfigError(f"method.sft: method {m.name} needs an SFT stage (method.sft is null)")

@@ -25,6 +25,7 @@ STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft_dpo": ["sft", "dpo"]}
 def run(cfg: Config) -> int:
     from accelerate import PartialState
 
+    from . import trim
     from .dataprep import describe_test, prepare
     from .models import load_tokenizer
 
@@ -38,6 +39,8 @@ def run(cfg: Config) -> int:
     stages = STAGES[cfg.method.name]
     data = {task: prepare(cfg, task) for task in stages}
     tok = load_tokenizer(cfg.model)
+    trim.install()  # compact scoring of TRL's fused LM head on CPU (exact; see train/trim.py)
+    keep = trim.vocabulary(tok, trim.data_files(cfg.data), cfg.data.columns) if cfg.model.trim_vocab else None
     state.wait_for_everyone()  # every rank has checked before rank 0 creates anything
     run.open()
     try:
@@ -47,8 +50,10 @@ def run(cfg: Config) -> int:
             "test_files": describe_test(cfg, stages[-1]),
         })
         run.write_jsonl("rejected.jsonl", [r for d in data.values() for r in d[2]["rejected"]])
+        if keep is not None:
+            run.write_vocab(keep, len(tok), trim.data_files(cfg.data))
         log.info("run %s: %s on %s, %d process(es)", run.path, cfg.method.name, device, state.num_processes)
-        return _train(cfg, run, tok, {task: d[:2] for task, d in data.items()}, device)
+        return _train(cfg, run, tok, {task: d[:2] for task, d in data.items()}, device, keep)
     except TrainingDiverged as e:
         run.status.update(state="diverged", error=str(e))
         run.save_status()
@@ -57,7 +62,7 @@ def run(cfg: Config) -> int:
         run.close()
 
 
-def _train(cfg: Config, run: RunDir, tok, data: dict, device: str) -> int:
+def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[int] | None = None) -> int:
     from transformers import set_seed
 
     stages = STAGES[cfg.method.name]
@@ -70,7 +75,7 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str) -> int:
             model = None  # the next stage loads it from disk
             continue
         if model is None:
-            model = build_model(cfg, device, tok, run.output(stages[i - 1], False) if i else None)
+            model = build_model(cfg, device, tok, run.output(stages[i - 1], False) if i else None, keep)
         model, finished = train_stage(cfg, run, stage, tok, model, *data[stage], final=final)
         if not finished:
             run.status["state"] = "stopped"
@@ -84,9 +89,10 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str) -> int:
     return 0
 
 
-def build_model(cfg: Config, device: str, tok, previous=None):
+def build_model(cfg: Config, device: str, tok, previous=None, keep: list[int] | None = None):
     """The model a stage starts from: the configured base, or a previous stage's saved result."""
     from .models import load_model, qlora_quantization
+    from .trim import restrict
 
     kwargs = qlora_quantization() if cfg.peft.name == "qlora" else {}
     if previous is not None and cfg.peft.name == "none":
@@ -94,6 +100,8 @@ def build_model(cfg: Config, device: str, tok, previous=None):
         _, model = load_model(cfg.model.weights_at(previous), None, tok, **kwargs)
         return model
     _, model = load_model(cfg.model, None, tok, **kwargs)
+    if keep is not None:
+        restrict(model, keep)  # model.trim_vocab (LoRA only: the config check says so)
     if previous is not None:
         from peft import PeftModel
 

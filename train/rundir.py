@@ -130,6 +130,14 @@ class RunDir:
                 for r in rows:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
+    def write_vocab(self, keep: list[int], vocab_size: int, files: list[str]) -> None:
+        """``vocab.json``: the kept token ids of ``model.trim_vocab`` (eval restricts to the same)."""
+        from .trim import write
+
+        self.status["trim_vocab"] = {"kept": len(keep), "of": vocab_size}
+        if self.is_main:
+            write(self.path / "vocab.json", keep, vocab_size, files)
+
     def save_status(self) -> None:
         self.write_json("status.json", self.status)
 
