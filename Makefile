@@ -8,7 +8,7 @@ TORCH_CPU  ?= torch==2.13.0
 TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint validate sft dpo sft-dpo eval report clean
+.PHONY: install demo demo-fast study bench test test-slow lint validate sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
@@ -29,6 +29,7 @@ DEMO_RUNS  ?= runs/demo
 DEMO_OUT   ?= reports/demo
 DEMO_TRAIN ?=
 DEMO_EVAL  ?= limit=20 generate.max_new_tokens=80 generate.batch_size=20
+DEMO_BASE  ?= $(DEMO_RUNS)/base-gemma3-270m-style
 demo: $(STAMP)
 	$(PY) -m train experiment=demo method=sft out_dir=$(DEMO_RUNS) $(DEMO_TRAIN)
 	$(PY) -m train experiment=demo method=dpo out_dir=$(DEMO_RUNS) $(DEMO_TRAIN)
@@ -39,8 +40,28 @@ demo: $(STAMP)
 		$(PY) -m eval generate run=$(DEMO_RUNS)/demo-$$m $(DEMO_EVAL) && \
 		$(PY) -m eval preference run=$(DEMO_RUNS)/demo-$$m $(DEMO_EVAL) || exit 1; \
 	done
-	$(PY) -m eval report $(DEMO_RUNS)/base-gemma3-270m-style $(DEMO_RUNS)/demo-sft $(DEMO_RUNS)/demo-dpo \
+	$(PY) -m eval report $(DEMO_BASE) $(DEMO_RUNS)/demo-sft $(DEMO_RUNS)/demo-dpo \
 		$(DEMO_RUNS)/demo-sft_dpo --out $(DEMO_OUT)
+
+# make study: the seed 004 study on the embedded model, CPU (plan: conf/study/seed004_cpu.yaml,
+# budget: conf/experiment/seed004_cpu.yaml; about an hour on 2 cores). Re-running skips the
+# finished arms. Report: reports/seed004/ (tables.md + study.json; README.md there is the write-up).
+STUDY ?= seed004_cpu
+study: $(STAMP)
+	$(PY) -m eval study run --plan $(STUDY)
+	$(PY) -m eval study report --plan $(STUDY) --out reports/seed004
+
+# make bench: framework overhead vs plain TRL, data / eval throughput, peak RSS, the CPU lever
+# (bench/run.py; about 10 minutes on 2 cores, on an otherwise idle machine).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+# make demo-fast: the same with the output layer trimmed to the data's tokens (model.trim_vocab;
+# ~2x faster end to end, ~4x per training step; reports/demo-trim/ holds its committed report)
+demo-fast:
+	$(MAKE) demo DEMO_RUNS=runs/demo-trim DEMO_OUT=reports/demo-trim DEMO_TRAIN="model.trim_vocab=true" \
+		DEMO_EVAL="$(DEMO_EVAL) model.trim_vocab=true" DEMO_BASE=runs/demo-trim/base-gemma3-270m-style-trim
 
 # The report test renders in Debian's headless Chromium (+ a Korean font); installed here when
 # missing and apt is usable, else that one test skips and says why.

@@ -1,13 +1,14 @@
 """``python -m eval generate|preference [overrides]`` (Hydra, conf/eval.yaml),
-``python -m eval score INPUT.jsonl [--out OUT.json]``, ``python -m eval report RUN_DIR... --out DIR``."""
+``python -m eval score INPUT.jsonl [--out OUT.json]``, ``python -m eval report RUN_DIR... --out DIR``,
+``python -m eval study run|report [--plan NAME]`` (a multi-seed study, conf/study/NAME.yaml)."""
 
 import sys
 
-USAGE = "usage: python -m eval {generate,preference} [key=value ...] | score INPUT.jsonl [--out OUT] | report RUN_DIR... --out DIR"
+USAGE = "usage: python -m eval {generate,preference} [key=value ...] | score INPUT.jsonl [--out OUT] | report RUN_DIR... --out DIR | study run|report"
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("generate", "preference", "score", "report"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("generate", "preference", "score", "report", "study"):
         print(USAGE, file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
@@ -15,6 +16,10 @@ def main() -> int:
         from .score import main as score
 
         return score(rest)
+    if command == "study":
+        from .study import main as study
+
+        return study(rest)
     if command == "report":
         from .report import main as report
 

@@ -87,7 +87,8 @@ def preference(cfg: EvalConfig) -> str:
         "margin": {**bootstrap(margins), "direction": "higher", "aggregation": "mean"},
         "heldout_nll": {**bootstrap(nll), "direction": "lower", "aggregation": "mean"},
         "method": method, "beta": t.beta, "n": len(pairs),
-        "rows": [{"id": r["id"], "margin": round(m, 5), "correct": m > 0} for r, m in zip(pairs, margins)],
+        "rows": [{"id": r["id"], "margin": round(m, 5), "correct": m > 0, "nll": round(x, 5)}
+                 for r, m, x in zip(pairs, margins, nll)],
     }
     out = t.path / "preference.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

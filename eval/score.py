@@ -36,8 +36,27 @@ def check_row(value) -> str | None:
     return None
 
 
-def score_rows(rows: list[dict]) -> dict:
-    out = [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
+PARALLEL_FROM = 4000  # rows; below this a second process costs more than it saves
+
+
+def _score_chunk(rows: list[dict]) -> list[dict]:
+    return [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
+
+
+def score_rows(rows: list[dict], workers: int | None = None) -> dict:
+    """Scores in input order; large inputs are split over the CPU cores (pure functions)."""
+    import os
+
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(rows) >= PARALLEL_FROM:
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = -(-len(rows) // (4 * workers))
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        with ProcessPoolExecutor(workers) as pool:
+            out = [row for part in pool.map(_score_chunk, chunks) for row in part]
+    else:
+        out = _score_chunk(rows)
     return {"rows": out, "summary": summarize(out)}
 
 
@@ -77,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = score_rows(rows)
     if a.out:
-        with open(a.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, ensure_ascii=False, indent=1)
-            f.write("\n")
+        import orjson  # the stdlib encoder with indent is pure Python: seconds for 20,000 rows
+
+        with open(a.out, "wb") as f:
+            f.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(json.dumps(result["summary"], ensure_ascii=False, indent=1))
     print(f"{a.input}: {len(rows)} scored, {bad} bad", file=sys.stderr)

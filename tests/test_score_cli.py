@@ -76,3 +76,12 @@ def test_bootstrap_by_hand():
     assert bootstrap([2.0]) == {"value": 2.0, "low": 2.0, "high": 2.0, "n": 1}
     assert bootstrap([])["value"] is None
     assert bootstrap([1, 2, 3], seed=1) == bootstrap([1, 2, 3], seed=1)  # seeded
+
+
+def test_parallel_scoring_matches_one_process(monkeypatch):
+    import eval.score as score
+
+    rows = [{"id": i, "text": t, "keywords": ["바다", "별"]} for i, t in
+            enumerate(["바다를 보았다. 별이 진다.", "음음음~ 음음음~ 음음음~ 음음음~ 음음음~", "희망이 지나간다 " * 9, ""] * 5)]
+    monkeypatch.setattr(score, "PARALLEL_FROM", 4)
+    assert score.score_rows(rows, workers=2) == score.score_rows(rows, workers=1)

@@ -8,7 +8,6 @@ not when it merely sits inside another word (``별`` in ``특별한``, ``바다`
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 # Case particles, auxiliary particles and copula forms that may follow a noun inside one word.
 PARTICLES = sorted(set("""
@@ -21,17 +20,23 @@ _PARTICLE = "(?:" + "|".join(map(re.escape, PARTICLES)) + ")"
 _WORDCHAR = "가-힣A-Za-z0-9"
 
 
-@lru_cache(maxsize=4096)
-def _pattern(keyword: str) -> re.Pattern:
-    return re.compile(
-        rf"(?<![{_WORDCHAR}]){re.escape(keyword)}(?:들)?{_PARTICLE}{{0,3}}(?![{_WORDCHAR}])"
-    )
+# What may follow the keyword inside its word; matched at each place the keyword occurs (one
+# compiled pattern for every keyword: compiling a pattern per keyword cost more than scoring).
+_REST = re.compile(rf"(?:들)?{_PARTICLE}{{0,3}}(?![{_WORDCHAR}])")
+_WORD_BEFORE = re.compile(rf"[{_WORDCHAR}]")
 
 
 def has_keyword(text: str, keyword: str) -> bool:
     """True when ``text`` uses ``keyword`` as a word (plus plural/particles), see module doc."""
     keyword = keyword.strip()
-    return bool(keyword) and _pattern(keyword).search(text) is not None
+    if not keyword:
+        return False
+    at = text.find(keyword)
+    while at >= 0:
+        if not (at and _WORD_BEFORE.match(text, at - 1)) and _REST.match(text, at + len(keyword)):
+            return True
+        at = text.find(keyword, at + 1)
+    return False
 
 
 def keyword_coverage(text: str, keywords: list[str]) -> dict:

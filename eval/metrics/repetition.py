@@ -38,19 +38,43 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
     return out
 
 
-def consecutive_repeats(words: list[str]) -> list[tuple[int, int, int]]:
+def _words(text: str) -> list[str]:
+    """The normalised words of :func:`_tokens` without their offsets (the fast path)."""
+    return [w.strip(_STRIP) or w for w in text.split()]
+
+
+def _next_same(words: list[str]) -> list[int]:
+    """For each position, the next position holding the same word (``len(words)`` if none)."""
+    n = len(words)
+    nxt, last = [n] * n, {}
+    for j in range(n - 1, -1, -1):
+        nxt[j] = last.get(words[j], n)
+        last[words[j]] = j
+    return nxt
+
+
+def consecutive_repeats(words: list[str], nxt: list[int] | None = None) -> list[tuple[int, int, int]]:
     """Maximal back-to-back repeats as (start word, unit length k, repeats r), r >= 2,
     with the smallest unit for each start (``a b a b`` is (0, 2, 2), not (0, 4, 1))."""
     n, found, i = len(words), [], 0
+    nxt = nxt or _next_same(words)
     while i < n:
         best = None
-        for k in range(1, min(MAX_UNIT, (n - i) // 2) + 1):
-            unit = words[i:i + k]
+        j = nxt[i]
+        if j == n:  # the word never comes back: no unit can start here
+            i += 1
+            continue
+        kmax = (n - i) // 2
+        kmax = MAX_UNIT if kmax > MAX_UNIT else kmax  # a unit of length k can only repeat where the first word comes back, k = j - i
+        while j - i <= kmax:
+            k = j - i
+            unit = words[i:j]
             r = 1
             while words[i + r * k:i + (r + 1) * k] == unit:
                 r += 1
             if r >= 2 and (best is None or r * k > best[1] * best[2]):
                 best = (i, k, r)
+            j = nxt[j]
         if best:
             found.append(best)
             i += best[1] * best[2]
@@ -73,7 +97,7 @@ def loop_spans(text: str) -> list[tuple[int, int]]:
 
 
 def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return list(zip(*(words[k:] for k in range(n)))) if n > 0 else []
 
 
 def seq_rep_n(words: list[str], n: int = 4) -> float:
@@ -94,31 +118,29 @@ def compression_ratio(text: str) -> float:
     return len(raw) / len(zlib.compress(raw, 9)) if raw else 0.0
 
 
-def longest_repeat(words: list[str]) -> int:
+def longest_repeat(words: list[str], nxt: list[int] | None = None) -> int:
     """Words in the longest span that occurs twice (possibly overlapping)."""
-    best, n = 0, len(words)
-    # binary search on the length: a repeat of length L implies one of every shorter length
-    lo, hi = 1, n - 1
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        seen, hit = set(), False
-        for g in ngrams(words, mid):
-            if g in seen:
-                hit = True
-                break
-            seen.add(g)
-        if hit:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
+    # over pairs of positions holding the same word, from the end: the common run at (i, j)
+    # is one more than at (i + 1, j + 1). Prose has few such pairs, so this is near-linear.
+    nxt = nxt or _next_same(words)
+    n, best, run = len(words), 0, {}
+    for i in range(n - 1, -1, -1):
+        j = nxt[i]
+        while j < n:
+            length = run.get((i + 1, j + 1), 0) + 1
+            run[(i, j)] = length
+            if length > best:
+                best = length
+            j = nxt[j]
     return best
 
 
 def repetition(text: str) -> dict:
     """The score row: ``{"degenerate": bool, "max_repeats", "seq_rep_4", "distinct_2",
     "compression_ratio", "longest_repeat"}``."""
-    words = [w for w, _, _ in _tokens(text)]
-    runs = consecutive_repeats(words)
+    words = _words(text)
+    nxt = _next_same(words)
+    runs = consecutive_repeats(words, nxt)
     max_repeats = max((r for _, _, r in runs), default=1)
     rep4 = seq_rep_n(words, 4)
     loop = (
@@ -132,5 +154,5 @@ def repetition(text: str) -> dict:
         "seq_rep_4": round(rep4, 4),
         "distinct_2": round(distinct_n(words, 2), 4),
         "compression_ratio": round(compression_ratio(text), 4),
-        "longest_repeat": longest_repeat(words),
+        "longest_repeat": longest_repeat(words, nxt),
     }

@@ -1,0 +1,291 @@
+"""``make bench``: what the framework costs on CPU, measured side by side in one run.
+
+    python bench/run.py [--reps 2] [--steps 3] [--batch 2] [--max-length 96] [--out bench/results]
+
+Writes ``bench/results/cpu-<date>.json`` and ``cpu-<date>.md``. Every job runs in its own
+process (peak RSS from ``wait4``), one at a time, on an otherwise idle machine:
+
+1. framework overhead — the same job (embedded Gemma-3 270M, LoRA r 16 all-linear, the shipped
+   style data, fixed steps / batch / length) through ``python -m train`` and through the plain
+   TRL script ``bench/trl_baseline.py``, interleaved (the order alternates per repetition);
+   seconds per step = ``trainer.train()`` wall time / steps for both;
+2. data — ``data validate`` and ``data.load`` records/s on a generated 100,000-record file;
+3. eval — ``eval score`` texts/s on 20,000 realistic generations, and generation tokens/s of
+   the 270M at batch 1 and 16 (greedy, a fixed number of new tokens);
+4. peak RSS of each;
+5. the CPU lever — ``model.trim_vocab=true`` on the same SFT / DPO jobs as (1), and the
+   output layer's share of a step.
+
+Ratios only: absolute CPU times depend on the machine (see the machine block in the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+STYLE = ROOT / "data" / "style" / "train.jsonl"
+
+
+def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
+    """Run ``cmd``; (stdout, wall seconds, peak RSS in MB). stderr goes to a log on failure."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        text, errs = out.read().decode(), err.read().decode(errors="replace")
+    if p.returncode:
+        sys.exit(f"bench: {' '.join(cmd[:6])} ... failed (exit {p.returncode}):\n{errs[-3000:]}")
+    return text, wall, round(usage.ru_maxrss / 1024)
+
+
+def progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- 1 + 5: training jobs ------------------------------------------------------------------------
+
+
+def ours(method: str, a, tmp: Path, *extra: str) -> dict:
+    name = f"bench-{method}-{len(extra)}"
+    _, wall, rss = child([PY, "-m", "train", "model=gemma3-270m", f"method={method}", "data=style",
+                          f"train.max_steps={a.steps}", f"train.batch_size={a.batch}",
+                          f"train.max_length={a.max_length}", "data.val_fraction=0", "train.eval_steps=0",
+                          "train.save_steps=100000", "train.logging_steps=1", f"out_dir={tmp}", f"name={name}",
+                          "overwrite=true", *extra])
+    status = json.loads((tmp / name / "status.json").read_text())
+    return {"seconds_per_step": status["stages"][method]["seconds_per_step"], "peak_rss_mb": rss,
+            "process_seconds": round(wall, 1)}
+
+
+def plain(method: str, a, model_dir: str, *extra: str) -> dict:
+    out, wall, rss = child([PY, str(ROOT / "bench" / "trl_baseline.py"), method, "--model-dir", model_dir,
+                            "--data", str(STYLE), "--steps", str(a.steps), "--batch", str(a.batch),
+                            "--max-length", str(a.max_length), *extra])
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"seconds_per_step": round(r["seconds_per_step"], 3), "peak_rss_mb": rss, "process_seconds": round(wall, 1)}
+
+
+def overhead(a, tmp: Path, model_dir: str) -> dict:
+    """ours vs the plain script with the same CPU scoring (interleaved, ``reps`` each): the
+    framework's own cost; plus stock TRL once (what our compact scoring saves)."""
+    res = {}
+    for method in ("sft", "dpo"):
+        runs = {"ours": [], "plain_trl": [], "stock_trl": []}
+        for rep in range(a.reps):
+            order = ("ours", "plain_trl") if rep % 2 == 0 else ("plain_trl", "ours")
+            for impl in order:
+                progress(f"overhead {method} rep {rep + 1}/{a.reps}: {impl}")
+                runs[impl].append(ours(method, a, tmp) if impl == "ours" else plain(method, a, model_dir, "--compact"))
+        progress(f"overhead {method}: stock TRL (no compact scoring)")
+        runs["stock_trl"].append(plain(method, a, model_dir))
+        med = {k: statistics.median(r["seconds_per_step"] for r in v) for k, v in runs.items()}
+        res[method] = {"runs": runs, "median_seconds_per_step": med,
+                       "ratio_ours_over_plain": round(med["ours"] / med["plain_trl"], 3),
+                       "ratio_ours_over_stock_trl": round(med["ours"] / med["stock_trl"], 3),
+                       "peak_rss_mb": {k: max(r["peak_rss_mb"] for r in v) for k, v in runs.items()}}
+    return res
+
+
+def lever(a, tmp: Path, full: dict) -> dict:
+    res = {}
+    for method in ("sft", "dpo"):
+        progress(f"trimmed vocabulary: {method}")
+        t = ours(method, a, tmp, "model.trim_vocab=true")
+        vocab = json.loads((tmp / f"bench-{method}-1" / "vocab.json").read_text())
+        base = full[method]["median_seconds_per_step"]["ours"]
+        res[method] = {**t, "kept_tokens": vocab["kept"], "vocab": vocab["of"],
+                       "speedup_over_full_vocab": round(base / t["seconds_per_step"], 2),
+                       # the trimmed head costs ~nothing, so the time saved is (close to) the head's share
+                       "output_layer_share_of_step": round(1 - t["seconds_per_step"] / base, 3)}
+    return res
+
+
+# --- 2: data ---------------------------------------------------------------------------------------
+
+
+def data_bench() -> dict:
+    progress("data: validate / load on 100,000 records")
+    out, _, rss = child([PY, str(ROOT / "bench" / "data_throughput.py"), "--n", "100000", "--repeat", "3"])
+    r = json.loads(out)
+    r["peak_rss_mb"] = rss
+    return r
+
+
+# --- 3: eval ---------------------------------------------------------------------------------------
+
+
+def generations(n: int, path: Path) -> None:
+    """``n`` rows shaped like ``eval generate`` output, from the shipped answers (incl. loops)."""
+    texts = []
+    for f in ("style/train.jsonl", "keywords/train.jsonl"):
+        for line in open(ROOT / "data" / f, encoding="utf-8"):
+            r = json.loads(line)
+            for key in ("preferred_output", "non_preferred_output", "chosen", "rejected"):
+                v = r.get(key)
+                if v:
+                    texts.append((v[-1]["content"] if isinstance(v, list) else str(v), r.get("keywords") or []))
+    rng = random.Random(0)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            text, kw = rng.choice(texts)
+            f.write(json.dumps({"id": f"g{i}", "prompt": "p", "text": text, "keywords": kw,
+                                "reference": None}, ensure_ascii=False) + "\n")
+
+
+def eval_bench(tmp: Path) -> dict:
+    progress("eval: score 20,000 generations")
+    rows = tmp / "generations.jsonl"
+    generations(20_000, rows)
+    code = ("import json,sys,time;from eval.score import read_rows,score_rows;rows,_=read_rows(sys.argv[1]);"
+            "t=time.perf_counter();score_rows(rows);print(json.dumps({'n':len(rows),'s':time.perf_counter()-t}))")
+    out, _, rss = child([PY, "-c", code, str(rows)])
+    inproc = json.loads(out)
+    _, wall, rss_cli = child([PY, "-m", "eval", "score", str(rows), "--out", str(tmp / "scores.json")])
+    res = {"score": {"texts": inproc["n"], "texts_per_s": round(inproc["n"] / inproc["s"]),
+                     "cli_texts_per_s_incl_startup": round(inproc["n"] / wall), "peak_rss_mb": max(rss, rss_cli)}}
+    for batch, trimmed in ((1, False), (16, False), (16, True)):
+        progress(f"eval: generation at batch {batch}{' (trimmed vocabulary)' if trimmed else ''}")
+        out, _, rss = child([PY, str(Path(__file__)), "_generate", str(batch), str(int(trimmed))])
+        res[f"generate_batch{batch}{'_trimmed' if trimmed else ''}"] = {**json.loads(out), "peak_rss_mb": rss}
+    return res
+
+
+def _generate(batch: int, trimmed: bool, new_tokens: int = 32) -> None:
+    """(child) tokens/s of greedy generation on the held-out style prompts."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from train import trim
+    from train.config import ModelConfig, structured
+    from train.models import load_model
+
+    torch.manual_seed(0)
+    from omegaconf import OmegaConf
+
+    cfg = structured(ModelConfig, OmegaConf.load(ROOT / "conf" / "model" / "gemma3-270m.yaml"))
+    tok, model = load_model(cfg, "cpu")
+    tok.padding_side = "left"
+    if trimmed:
+        trim.restrict(model, trim.vocabulary(tok, [str(STYLE), str(ROOT / "data" / "style" / "test.jsonl")]))
+    prompts = [json.loads(line)["input"]["messages"] for line in open(ROOT / "data" / "style" / "test.jsonl")][:batch]
+    enc = tok.apply_chat_template(prompts, add_generation_prompt=True, return_tensors="pt", return_dict=True,
+                                  padding=True)
+    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+    with torch.no_grad():
+        model.generate(**{k: v[:, :8] for k, v in enc.items()}, max_new_tokens=2, do_sample=False)  # warm-up
+        t = time.perf_counter()
+        out = model.generate(**enc, **kw)
+        s = time.perf_counter() - t
+    made = (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
+    print(json.dumps({"batch": batch, "new_tokens": made, "seconds": round(s, 2), "tokens_per_s": round(made / s, 1)}))
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    import importlib.metadata as md
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    mem = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
+    versions = {p: md.version(p) for p in ("torch", "transformers", "trl", "peft", "datasets", "accelerate")}
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(int(mem) / 2**20, 1),
+            "avx512": "avx512f" in flags, "bf16_units": "avx512_bf16" in flags or "amx_bf16" in flags,
+            "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "gpu": None}
+
+
+def markdown(r: dict) -> str:
+    o, lv, d, e = r["overhead"], r["lever"], r["data"], r["eval"]
+    s = r["settings"]
+    lines = [f"# CPU benchmark {r['date']}", "",
+             f"{r['machine']['cpu']}, {r['machine']['cores']} cores, {r['machine']['memory_gb']} GB; "
+             + ", ".join(f"{k} {v}" for k, v in r["machine"]["versions"].items()), "",
+             f"Training jobs: embedded Gemma-3 270M, LoRA r 16 all-linear, shipped style data, {s['steps']} steps, "
+             f"batch {s['batch']}, max length {s['max_length']}, {s['reps']} interleaved repetitions (median).", "",
+             "`plain TRL` = bench/trl_baseline.py with the same compact CPU scoring (the framework's own cost); "
+             "`stock TRL` = the same script with TRL as installed (one run).", "",
+             "| job | ours s/step | plain TRL s/step | ratio (target ≤ 1.05) | stock TRL s/step | ours / stock | "
+             "peak RSS ours / plain / stock (MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for m in ("sft", "dpo"):
+        x, t = o[m], o[m]["median_seconds_per_step"]
+        lines.append(f"| {m.upper()} | {t['ours']:.2f} | {t['plain_trl']:.2f} | {x['ratio_ours_over_plain']:.2f} | "
+                     f"{t['stock_trl']:.2f} | {x['ratio_ours_over_stock_trl']:.2f} | "
+                     f"{x['peak_rss_mb']['ours']} / {x['peak_rss_mb']['plain_trl']} / {x['peak_rss_mb']['stock_trl']} |")
+    lines += ["", "| CPU lever: `model.trim_vocab=true` | s/step | speed-up vs full vocabulary | kept tokens | "
+              "output layer share of a step | peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    for m in ("sft", "dpo"):
+        x = lv[m]
+        lines.append(f"| {m.upper()} | {x['seconds_per_step']:.2f} | {x['speedup_over_full_vocab']:.2f}× | "
+                     f"{x['kept_tokens']:,} of {x['vocab']:,} | {x['output_layer_share_of_step']:.0%} | {x['peak_rss_mb']} |")
+    g = {k: v for k, v in e.items() if k.startswith("generate")}
+    lines += ["", "| data / eval | rate | target | peak RSS (MB) |", "|---|---|---|---|",
+              f"| `data validate` | {d['validate_records_per_s']:,} records/s (best {d['validate_records_per_s_best']:,}) "
+              f"| ≥ 50,000 | {d['peak_rss_mb']} |",
+              f"| `data.load` | {d['load_records_per_s']:,} records/s | – | {d['peak_rss_mb']} |",
+              f"| `eval score` | {e['score']['texts_per_s']:,} texts/s ({e['score']['cli_texts_per_s_incl_startup']:,} "
+              f"incl. process start) | ≥ 20,000 | {e['score']['peak_rss_mb']} |"]
+    for k, v in g.items():
+        lines.append(f"| generation, batch {v['batch']}{' trimmed' if 'trimmed' in k else ''} | "
+                     f"{v['tokens_per_s']} tokens/s | – | {v['peak_rss_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--max-length", type=int, default=96)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from omegaconf import OmegaConf
+
+    from train.config import ModelConfig, structured
+    from train.models import convert_gguf
+
+    started = time.perf_counter()
+    model_dir = str(convert_gguf(structured(ModelConfig, OmegaConf.load(ROOT / "conf" / "model" / "gemma3-270m.yaml"))))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        res = {"date": dt.date.today().isoformat(), "machine": machine(),
+               "settings": {"reps": a.reps, "steps": a.steps, "batch": a.batch, "max_length": a.max_length}}
+        res["overhead"] = overhead(a, tmp, model_dir)
+        res["lever"] = lever(a, tmp, res["overhead"])
+        res["data"] = data_bench()
+        res["eval"] = eval_bench(tmp)
+    res["seconds"] = round(time.perf_counter() - started)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"cpu-{res['date']}"
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(res))
+    print(markdown(res))
+    print(f"bench: {res['seconds']} s; wrote {stem}.json and {stem}.md")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_generate":
+        _generate(int(sys.argv[2]), bool(int(sys.argv[3])))
+    else:
+        main()
