@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -174,6 +175,16 @@ def metrics_callback(run: RunDir, stage: str):
     from transformers import TrainerCallback
 
     class Metrics(TrainerCallback):
+        def __init__(self):
+            self.step_seconds: list[float] = []  # forward + backward + optimizer, per step (status.json)
+            self._t = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.step_seconds.append(time.perf_counter() - self._t)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
             row = {"stage": stage, "step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
