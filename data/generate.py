@@ -218,19 +218,9 @@ def _value_end(text: str, i: int) -> int | None:
         while j < n and text[j] not in ",]}\n":
             j += 1
         return j if j < n else None
-    depth, in_str, esc = 0, False, False
-    for j in range(i, n):
-        c = text[j]
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    depth = 0
+    for j, c in _outside_strings(text, i):
+        if c in "{[":
             depth += 1
         elif c in "}]":
             depth -= 1
@@ -239,10 +229,11 @@ def _value_end(text: str, i: int) -> int | None:
     return None
 
 
-def _drop_trailing_commas(s: str) -> str:
-    """Remove commas directly before ``}`` or ``]`` outside strings (seed 000's example has one)."""
-    out, in_str, esc = [], False, False
-    for i, c in enumerate(s):
+def _outside_strings(s: str, start: int = 0):
+    """(index, character) of the characters of ``s`` outside JSON strings, from ``start``."""
+    in_str = esc = False
+    for j in range(start, len(s)):
+        c = s[j]
         if in_str:
             if esc:
                 esc = False
@@ -250,14 +241,16 @@ def _drop_trailing_commas(s: str) -> str:
                 esc = True
             elif c == '"':
                 in_str = False
-        elif c == '"':
+            continue
+        if c == '"':
             in_str = True
-        elif c == ",":
-            rest = s[i + 1:].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
-        out.append(c)
-    return "".join(out)
+        yield j, c
+
+
+def _drop_trailing_commas(s: str) -> str:
+    """Remove commas directly before ``}`` or ``]`` outside strings (seed 000's example has one)."""
+    drop = {j for j, c in _outside_strings(s) if c == "," and s[j + 1:].lstrip()[:1] in ("}", "]")}
+    return "".join(c for j, c in enumerate(s) if j not in drop) if drop else s
 
 
 def _unwrap(value: Any) -> list:
