@@ -209,7 +209,8 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
     from transformers import EarlyStoppingCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    callbacks = [metrics_callback(run, stage)]
+    metrics = metrics_callback(run, stage)
+    callbacks = [metrics]
     if cfg.train.stop_at_step:
         callbacks.append(stop_callback(cfg.train.stop_at_step))
     if cfg.train.early_stopping_patience:
@@ -241,7 +242,7 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
             "train_loss": result.training_loss, "seconds": round(seconds, 2),
             "seconds_per_step": round(seconds / max(1, state.global_step - start_step), 3),
             # steady state: the median optimizer step after the first (no set-up, no logging)
-            "step_seconds_median": _steady(callbacks[0].step_seconds),
+            "step_seconds_median": _steady(metrics.step_seconds),
             "effective_batch": cfg.train.batch_size * cfg.train.grad_accum * world,
             "world_size": world, "output": str(out),
         }

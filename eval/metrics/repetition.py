@@ -29,18 +29,19 @@ DOMINANT_SEQ_REP = 0.5  # share of repeated 4-grams
 DOMINANT_MIN_WORDS = 20
 
 
+def _normalise(word: str) -> str:
+    """Punctuation and tildes do not make two words differ (a word of only those stays as is)."""
+    return word.strip(_STRIP) or word
+
+
 def _tokens(text: str) -> list[tuple[str, int, int]]:
-    """(normalised word, start, end): punctuation and tildes do not make two words differ."""
-    out = []
-    for m in _TOKEN.finditer(text):
-        w = m.group().strip(_STRIP)
-        out.append((w or m.group(), m.start(), m.end()))
-    return out
+    """(normalised word, start, end) for highlighting; :func:`_words` is the same without offsets."""
+    return [(_normalise(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
 def _words(text: str) -> list[str]:
     """The normalised words of :func:`_tokens` without their offsets (the fast path)."""
-    return [w.strip(_STRIP) or w for w in text.split()]
+    return [_normalise(w) for w in text.split()]
 
 
 def _next_same(words: list[str]) -> list[int]:
@@ -60,12 +61,12 @@ def consecutive_repeats(words: list[str], nxt: list[int] | None = None) -> list[
     nxt = nxt or _next_same(words)
     while i < n:
         best = None
-        j = nxt[i]
+        j = nxt[i]  # a unit of length k can only repeat where the first word comes back, k = j - i
         if j == n:  # the word never comes back: no unit can start here
             i += 1
             continue
         kmax = (n - i) // 2
-        kmax = MAX_UNIT if kmax > MAX_UNIT else kmax  # a unit of length k can only repeat where the first word comes back, k = j - i
+        kmax = MAX_UNIT if kmax > MAX_UNIT else kmax
         while j - i <= kmax:
             k = j - i
             unit = words[i:j]
