@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -75,17 +76,16 @@ def cmd_run(a) -> int:
             continue
         print(f"[{i}/{len(jobs)}] {d} ({(time.perf_counter() - started) / 60:.0f} min so far)", flush=True)
         if arm == "base":
-            # the base model, trimmed like the runs, on the same data; its directory is renamed
-            where = Path(p["runs_dir"])
+            # the base model, as the plan's overrides load it, written where eval puts a base
+            # (base-<model>-<data>[-trim]) inside a scratch folder, then moved to its study name
+            scratch = d.parent / ".base"
             for cmd in ("generate", "preference"):
-                _call(["-m", "eval", cmd, "model=gemma3-270m", "model.trim_vocab=true", "data=keywords",
-                       f"out_dir={where}", *p["eval"]])
-            made = where / "base-gemma3-270m-keywords-trim"
+                _call(["-m", "eval", cmd, *p["base"], f"out_dir={scratch}", *p["eval"]])
+            (made,) = list(scratch.iterdir())
             if d.exists():
-                import shutil
-
                 shutil.rmtree(d)
             made.rename(d)
+            scratch.rmdir()
             continue
         _call(["-m", "train", "experiment=seed004_cpu", *p["arms"][arm], f"seed={seed}", f"name={d.name}",
                f"out_dir={d.parent}", "overwrite=true"])

@@ -62,3 +62,25 @@ def test_report_pools_the_seeds_of_each_arm(tmp_path):
 def test_unknown_plan_is_one_line(tmp_path):
     r = run_cli("eval", "study", "report", "--plan", "nope", "--out", tmp_path)
     assert r.returncode != 0 and r.stderr.strip().startswith("python -m eval study: error: no study plan")
+
+
+def test_run_evaluates_the_base_once_and_skips_finished_arms(tmp_path, monkeypatch):
+    import eval.study as study
+
+    runs = tmp_path / "runs"
+    plan = {"seeds": [0], "runs_dir": str(runs), "base": ["model=tiny", "data=keywords"],
+            "arms": {"sft": ["method=sft"]}, "eval": ["limit=2"], "groups": {}}
+    _fake_run(runs / "s004cpu-sft-s0", [False], [True])  # finished: not run again
+    calls = []
+
+    def fake_call(args):
+        calls.append(args)
+        out = next(a.split("=", 1)[1] for a in args if a.startswith("out_dir="))
+        (tmp_path / out / "base-tiny-keywords").mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(study, "_call", fake_call)
+    monkeypatch.setattr(study, "plan", lambda name: plan)
+    assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
+    assert [c[:3] for c in calls] == [["-m", "eval", "generate"], ["-m", "eval", "preference"]]
+    assert calls[0][3:5] == ["model=tiny", "data=keywords"] and calls[0][-1] == "limit=2"
+    assert (runs / "base-trim").is_dir() and not (runs / ".base").exists()
