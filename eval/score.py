@@ -9,8 +9,10 @@ A bad row is reported as ``INPUT:LINE: error: ...`` and left out of the rows (co
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
+from contextlib import contextmanager
 
 from data.reader import Bad, FileError, iter_records
 
@@ -39,8 +41,22 @@ def check_row(value) -> str | None:
 PARALLEL_FROM = 4000  # rows; below this a second process costs more than it saves
 
 
+@contextmanager
+def _no_cycle_collector():
+    """Scoring makes no reference cycles, so the cycle collector is paused meanwhile: otherwise it
+    walks every row built so far again and again (a tenth of the time on 20,000 rows)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def _score_chunk(rows: list[dict]) -> list[dict]:
-    return [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
+    with _no_cycle_collector():
+        return [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
 
 
 def score_rows(rows: list[dict], workers: int | None = None) -> dict:
@@ -48,23 +64,27 @@ def score_rows(rows: list[dict], workers: int | None = None) -> dict:
     import os
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(rows) >= PARALLEL_FROM:
-        from concurrent.futures import ProcessPoolExecutor
+    with _no_cycle_collector():
+        if workers > 1 and len(rows) >= PARALLEL_FROM:
+            from concurrent.futures import ProcessPoolExecutor
 
-        size = -(-len(rows) // (4 * workers))
-        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-        with ProcessPoolExecutor(workers) as pool:
-            out = [row for part in pool.map(_score_chunk, chunks) for row in part]
-    else:
-        out = _score_chunk(rows)
-    return {"rows": out, "summary": summarize(out)}
+            size = -(-len(rows) // (4 * workers))
+            chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+            with ProcessPoolExecutor(workers) as pool:
+                out = [row for part in pool.map(_score_chunk, chunks) for row in part]
+        else:
+            out = _score_chunk(rows)
+        return {"rows": out, "summary": summarize(out)}
+
+
+_EMPTY: dict = {}
 
 
 def summarize(rows: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
     summary = {}
     for name, m in REGISTRY.items():
-        values = [m.get(r) for r in rows]
-        values = [v for v in values if v is not None]
+        group, field = name.split(".", 1)  # Metric.get inlined: it was most of a 20,000-row summary
+        values = [v for r in rows if (v := r.get(group, _EMPTY).get(field)) is not None]
         if values:
             summary[name] = {**bootstrap(values, n_boot, seed), "direction": m.direction, "aggregation": m.aggregation}
     return summary

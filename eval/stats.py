@@ -21,12 +21,23 @@ def _counts(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
 
 
+# From this many values on, the interval is the normal one the percentile bootstrap converges to:
+# mean ± z·sd/√n (sd of the values as they are, as the bootstrap resamples them), kept within the
+# smallest and largest value. From 5,000 values on, the two bounds differ by less than a tenth of
+# the interval's half-width, the Monte Carlo noise of 1000 resamples (tests/test_score_cli.py),
+# and drawing 1000 resamples of 20,000 rows took 0.8 s, longer than scoring them.
+NORMAL_FROM = 5000
+
+
 def bootstrap(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """``{"value", "low", "high", "n"}``: the mean of ``values`` (bools give a rate) with a
-    percentile bootstrap interval. One value gives a zero-width interval; none gives nulls."""
+    percentile bootstrap interval (from ``NORMAL_FROM`` values on, its normal limit). One value
+    gives a zero-width interval; none gives nulls."""
     x = np.asarray([float(v) for v in values if v is not None], dtype=float)
     if x.size == 0:
         return {"value": None, "low": None, "high": None, "n": 0}
+    if x.size >= NORMAL_FROM:
+        return _normal(x, level)
     if x.size >= _SHARED_FROM:
         means = _counts(x.size, n_boot, seed) @ x.astype(np.float32) / x.size
     else:
@@ -35,3 +46,12 @@ def bootstrap(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) ->
     a = (1 - level) / 2
     return {"value": round(float(x.mean()), 4), "low": round(float(np.quantile(means, a)), 4),
             "high": round(float(np.quantile(means, 1 - a)), 4), "n": int(x.size)}
+
+
+def _normal(x: np.ndarray, level: float) -> dict:
+    from math import sqrt
+    from statistics import NormalDist
+
+    mean, half = float(x.mean()), NormalDist().inv_cdf(0.5 + level / 2) * float(x.std()) / sqrt(x.size)
+    lo, hi = max(mean - half, float(x.min())), min(mean + half, float(x.max()))
+    return {"value": round(mean, 4), "low": round(lo, 4), "high": round(hi, 4), "n": int(x.size)}

@@ -69,6 +69,27 @@ def test_standard_numbers_by_hand():
     assert compression_ratio("반복 " * 200) > 10 > compression_ratio(NOT_LOOPS["prose"])
 
 
+def test_longest_repeat_search_agrees_with_the_pairs():
+    """The O(n log n) search that long repetitive texts fall back to gives the same answer."""
+    import random
+
+    from eval.metrics.repetition import _longest_repeat_search
+
+    rng = random.Random(0)
+    for trial in range(3000):
+        words = [rng.choice("ab" if trial % 2 else "abcdef") for _ in range(rng.randint(0, 40))]
+        assert _longest_repeat_search(words) == longest_repeat(words), words
+
+
+def test_long_repetitive_texts_stay_linear_ish():
+    """20,000 words of a two-word loop: 100 million pairs of equal words, minutes for the pair
+    recursion alone; the fallback answers it (and the whole row) within the test's budget."""
+    words = "또 떨어지고".split() * 10_000
+    assert longest_repeat(words) == 19_998
+    row = repetition(" ".join(words))
+    assert row["degenerate"] and row["longest_repeat"] == 19_998 and row["max_repeats"] == 10_000
+
+
 def test_row_shape():
     row = repetition(LOOPS["line loop"])
     assert set(row) == {"degenerate", "max_repeats", "seq_rep_4", "distinct_2", "compression_ratio", "longest_repeat"}

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import run_cli, write_jsonl
 
 from eval.stats import bootstrap
@@ -76,6 +77,26 @@ def test_bootstrap_by_hand():
     assert bootstrap([2.0]) == {"value": 2.0, "low": 2.0, "high": 2.0, "n": 1}
     assert bootstrap([])["value"] is None
     assert bootstrap([1, 2, 3], seed=1) == bootstrap([1, 2, 3], seed=1)  # seeded
+
+
+@pytest.mark.parametrize("kind", ["rate", "rare rate", "skewed", "counts"])
+def test_normal_limit_agrees_with_the_bootstrap_for_large_inputs(kind, monkeypatch):
+    import numpy as np
+
+    import eval.stats as stats
+
+    rng = np.random.default_rng(3)
+    n = stats.NORMAL_FROM
+    x = {"rate": rng.random(n) < 0.3, "rare rate": rng.random(n) < 0.002, "skewed": rng.lognormal(0, 1, n),
+         "counts": rng.poisson(2, n)}[kind].tolist()
+    normal = bootstrap(x)
+    monkeypatch.setattr(stats, "NORMAL_FROM", n + 1)
+    boot = bootstrap(x)
+    half = (boot["high"] - boot["low"]) / 2
+    assert normal == stats._normal(np.asarray(x, dtype=float), 0.95)  # the normal limit was used
+    assert normal["value"] == boot["value"] and normal["n"] == n
+    assert abs(normal["low"] - boot["low"]) < half / 10 and abs(normal["high"] - boot["high"]) < half / 10
+    assert all(type(normal[k]) is float for k in ("value", "low", "high"))  # JSON-ready, not numpy
 
 
 def test_parallel_scoring_matches_one_process(monkeypatch):

@@ -17,10 +17,21 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 
 _TOKEN = re.compile(r"\S+")
 _STRIP = "~.,!?…\"'“”‘’()[]「」『』:;-—"
-_CHAR_LOOP = re.compile(r"([^\s~]{1,3}?)(?:[\s~]*\1){7,}")
+# (possessive ``*+``: the unit starts with a character that is neither a space nor a tilde, so
+# giving some back could never help, and not trying it saves a third of the search)
+_CHAR_LOOP = re.compile(r"([^\s~]{1,3}?)(?:[\s~]*+\1){7,}")
+# The same repeats with the spaces and tildes taken out first: a cheaper search that every text
+# with a character loop passes (and a few more), so only those few pay for the real one.
+_CHAR_LOOP_HINT = re.compile(r"(.{1,3}?)\1{7}", re.S)
+
+
+def _has_char_loop(text: str) -> bool:
+    return (_CHAR_LOOP_HINT.search("".join(text.split()).replace("~", "")) is not None
+            and _CHAR_LOOP.search(text) is not None)
 
 MAX_UNIT = 30  # words
 MIN_REPEATS_WORD = 4  # one word back to back
@@ -40,8 +51,9 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 
 
 def _words(text: str) -> list[str]:
-    """The normalised words of :func:`_tokens` without their offsets (the fast path)."""
-    return [_normalise(w) for w in text.split()]
+    """The normalised words of :func:`_tokens` without their offsets (the fast path, with
+    :func:`_normalise` inlined: one function call less per word)."""
+    return [w.strip(_STRIP) or w for w in text.split()]
 
 
 def _next_same(words: list[str]) -> list[int]:
@@ -97,20 +109,20 @@ def loop_spans(text: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return list(zip(*(words[k:] for k in range(n)))) if n > 0 else []
+def _unique_ngrams(words: list[str], n: int) -> int:
+    return len(set(zip(*(words[k:] for k in range(n)))))
 
 
 def seq_rep_n(words: list[str], n: int = 4) -> float:
     """Share of n-grams that repeat an earlier one: 1 - unique / total (Welleck et al. 2019)."""
-    grams = ngrams(words, n)
-    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+    total = len(words) - n + 1
+    return 1 - _unique_ngrams(words, n) / total if total > 0 and n > 0 else 0.0
 
 
 def distinct_n(words: list[str], n: int = 2) -> float:
     """Unique n-grams / n-grams (Li et al. 2016); 1.0 for a text too short to have any."""
-    grams = ngrams(words, n)
-    return len(set(grams)) / len(grams) if grams else 1.0
+    total = len(words) - n + 1
+    return _unique_ngrams(words, n) / total if total > 0 and n > 0 else 1.0
 
 
 def compression_ratio(text: str) -> float:
@@ -121,33 +133,87 @@ def compression_ratio(text: str) -> float:
 
 def longest_repeat(words: list[str], nxt: list[int] | None = None) -> int:
     """Words in the longest span that occurs twice (possibly overlapping)."""
-    # over pairs of positions holding the same word, from the end: the common run at (i, j)
-    # is one more than at (i + 1, j + 1). Prose has few such pairs, so this is near-linear.
+    # Over pairs of positions holding the same word, from the end: the common run at (i, j)
+    # is one more than at (i + 1, j + 1), so only the previous position's runs are kept (a dict
+    # keyed by j). Prose has few such pairs, so this is near-linear. A text of few words said
+    # over and over has quadratically many (20,000 words took minutes): past a budget the answer
+    # comes from the O(n log n) search instead.
+    n = len(words)
+    budget = 8 * n + 1024
+    if n > 1000 and sum(c * (c - 1) // 2 for c in Counter(words).values()) > budget:
+        return _longest_repeat_search(words)
     nxt = nxt or _next_same(words)
-    n, best, run = len(words), 0, {}
+    best, work, prev = 0, 0, {}
     for i in range(n - 1, -1, -1):
         j = nxt[i]
+        if j == n:  # this word does not come back: no pair starts here
+            prev = {}
+            continue
+        cur = {}
         while j < n:
-            length = run.get((i + 1, j + 1), 0) + 1
-            run[(i, j)] = length
+            cur[j] = length = prev.get(j + 1, 0) + 1
             if length > best:
                 best = length
             j = nxt[j]
+        work += len(cur)
+        if work > budget:
+            return _longest_repeat_search(words)
+        prev = cur
     return best
+
+
+_MOD = (1 << 61) - 1  # a Mersenne prime: polynomial hashes of word windows modulo it
+_BASE = 1_000_003
+
+
+def _repeats_at(ids: list[int], length: int) -> bool:
+    """Whether some window of ``length`` words occurs twice (rolling hash, checked on a hit)."""
+    n = len(ids)
+    if length == 0 or length >= n:
+        return length == 0
+    h, drop = 0, pow(_BASE, length - 1, _MOD)
+    for x in ids[:length]:
+        h = (h * _BASE + x) % _MOD
+    first = {h: 0}
+    for i in range(1, n - length + 1):
+        h = ((h - ids[i - 1] * drop) * _BASE + ids[i + length - 1]) % _MOD
+        at = first.setdefault(h, i)
+        if at != i and ids[at:at + length] == ids[i:i + length]:
+            return True
+    return False
+
+
+def _longest_repeat_search(words: list[str]) -> int:
+    """:func:`longest_repeat` by binary search on the length (a repeat of L words contains one
+    of L - 1), each step one pass of a rolling hash."""
+    index: dict[str, int] = {}
+    ids = [index.setdefault(w, len(index) + 1) for w in words]
+    lo, hi = 0, max(len(ids) - 1, 0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _repeats_at(ids, mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def repetition(text: str) -> dict:
     """The score row: ``{"degenerate": bool, "max_repeats", "seq_rep_4", "distinct_2",
     "compression_ratio", "longest_repeat"}``."""
     words = _words(text)
+    if len(set(words)) == len(words):  # no word comes back (4 texts in 10): nothing repeats
+        loop = _has_char_loop(text)
+        return {"degenerate": loop, "max_repeats": 1, "seq_rep_4": 0.0, "distinct_2": 1.0,
+                "compression_ratio": round(compression_ratio(text), 4), "longest_repeat": 0}
     nxt = _next_same(words)
     runs = consecutive_repeats(words, nxt)
     max_repeats = max((r for _, _, r in runs), default=1)
     rep4 = seq_rep_n(words, 4)
     loop = (
         any(_is_loop(k, r) for _, k, r in runs)
-        or _CHAR_LOOP.search(text) is not None
         or (len(words) >= DOMINANT_MIN_WORDS and rep4 >= DOMINANT_SEQ_REP)
+        or _has_char_loop(text)
     )
     return {
         "degenerate": loop,

@@ -17,10 +17,13 @@ import re
 _TIC_SYLLABLES = "음네어와아예응오에흠하호히헤"
 
 PATTERNS: dict[str, re.Pattern] = {
-    # a tilde inside a word or several in a row: 완~전히, 대~단, 요~~~
-    "tilde": re.compile(r"(?<=[가-힣])~+(?=[가-힣])|~{2,}|(?<=[가-힣])~(?=[\s?!.,]|$)"),
+    # a tilde inside a word or several in a row: 완~전히, 대~단, 요~~~ (written to start with the
+    # literal ``~`` so that the regex engine skips ahead to the next tilde instead of trying every
+    # position; the same matches as ``(?<=[가-힣])~+(?=[가-힣])|~{2,}|(?<=[가-힣])~(?=[\s?!.,]|$)``)
+    "tilde": re.compile(r"~(?:~+|(?<=[가-힣]~)(?=[가-힣\s?!.,]|$))"),
     # one syllable said over and over (음음, 네네네네), or a short word said twice (그렇죠 그렇죠~, 또~ 또~)
-    "tic": re.compile(rf"([{_TIC_SYLLABLES}])\1+~?|(?<![가-힣])([가-힣]{{1,4}})~?[ ,]+\2(?![가-힣])~?"),
+    # (the word is taken whole and possessively: a longer word fails at once instead of backtracking)
+    "tic": re.compile(rf"([{_TIC_SYLLABLES}])\1+~?|(?<![가-힣])([가-힣]{{1,4}}+)(?![가-힣])~?[ ,]++\2(?![가-힣])~?"),
     "aggrieved": re.compile(
         r"제가요\s*[?？]|저요\s*[?？]|저한테|아휴|아유|억울|서운|섭섭|그걸 또|왜 저를|제가 뭘|어떡해|아니 근데|아니 왜"
     ),
@@ -59,7 +62,8 @@ def _features(counts: dict[str, int]) -> list[float]:
 
 def style_score(counts: dict[str, int], weights=None, bias=None) -> float:
     w = WEIGHTS if weights is None else weights
-    z = (BIAS if bias is None else bias) + sum(w[c] * x for c, x in zip(CATEGORIES, _features(counts)))
+    # categories with no marker add exactly 0.0, so leaving them out of the sum changes nothing
+    z = (BIAS if bias is None else bias) + sum(w[c] * math.log1p(k) for c in CATEGORIES if (k := counts[c]))
     return 1.0 / (1.0 + math.exp(-z))
 
 
