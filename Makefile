@@ -8,7 +8,7 @@ TORCH_CPU  ?= torch==2.13.0
 TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-fast study bench test test-slow lint validate sft dpo sft-dpo eval report clean
+.PHONY: install demo demo-fast study bench bench-gpu test test-slow lint validate sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
@@ -57,6 +57,11 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# make bench-gpu: SFT / DPO tokens/s, step time, peak memory and MFU of a Gemma-3-1B-sized model,
+# plain TRL defaults vs tuned settings (bench/gpu.py; needs a CUDA GPU, ~10 min per sequence length).
+bench-gpu: $(STAMP)
+	$(PY) bench/gpu.py $(BENCH_GPU_ARGS)
+
 # make demo-fast: the same with the output layer trimmed to the data's tokens (model.trim_vocab;
 # ~2x faster end to end, ~4x per training step; reports/demo-trim/ holds its committed report)
 demo-fast:
@@ -81,7 +86,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check data train eval tests
+	$(PY) -m ruff check data train eval tests bench
 
 # make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
 validate: $(STAMP)

@@ -24,14 +24,10 @@ _STRIP = "~.,!?…\"'“”‘’()[]「」『』:;-—"
 # (possessive ``*+``: the unit starts with a character that is neither a space nor a tilde, so
 # giving some back could never help, and not trying it saves a third of the search)
 _CHAR_LOOP = re.compile(r"([^\s~]{1,3}?)(?:[\s~]*+\1){7,}")
-# The same repeats with the spaces and tildes taken out first: a cheaper search that every text
-# with a character loop passes (and a few more), so only those few pay for the real one.
-_CHAR_LOOP_HINT = re.compile(r"(.{1,3}?)\1{7}", re.S)
 
 
 def _has_char_loop(text: str) -> bool:
-    return (_CHAR_LOOP_HINT.search("".join(text.split()).replace("~", "")) is not None
-            and _CHAR_LOOP.search(text) is not None)
+    return _CHAR_LOOP.search(text) is not None
 
 MAX_UNIT = 30  # words
 MIN_REPEATS_WORD = 4  # one word back to back

@@ -1,0 +1,75 @@
+"""bench/gpu.py: its FLOPs count against a built model, its ratios, and the harness end to end
+on CPU with the tiny model (the GPU figures themselves come from a GPU machine)."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+gpu = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu)
+
+
+def test_matmul_weights_count_the_built_architecture():
+    from torch import nn
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    cfg = gpu.TINY
+    model = Gemma3ForCausalLM(Gemma3TextConfig(**cfg))
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    # lm_head is an nn.Linear tied to the embedding: counted once, as the formula does
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert linear == gpu.matmul_weights(cfg)
+    assert gpu.matmul_weights(gpu.GEMMA3_1B) == 999_751_680  # Gemma-3 "1B", embedding included
+
+
+def test_flops_by_hand():
+    cfg = dict(gpu.TINY, num_hidden_layers=6, sliding_window=4)  # 5 sliding layers, 1 global
+    q, weights = cfg["num_attention_heads"] * cfg["head_dim"], gpu.matmul_weights(cfg)
+    # one sequence of 8 tokens: global layer attends 1+2+...+8 = 36 positions in all (4.5 per
+    # token); a sliding layer (window 4) 1+2+3+4+4+4+4+4 = 26 (3.25 per token)
+    fwd = 2 * weights + 4 * q * (1 * 4.5 + 5 * 3.25)
+    assert gpu.model_flops_per_token(cfg, [8], ref_forward=False) == pytest.approx(3 * fwd)
+    assert gpu.model_flops_per_token(cfg, [8], ref_forward=True) == pytest.approx(4 * fwd)
+
+
+def test_ratios_name_met_and_missed_targets():
+    rows = [
+        {"variant": "sft-full-trl", "seq": 2048, "tokens_per_s": 1000.0, "peak_mem_gb": 40.0},
+        {"variant": "sft-full-tuned", "seq": 2048, "tokens_per_s": 1500.0, "peak_mem_gb": 30.0, "mfu": 0.41},
+        {"variant": "dpo-full-trl", "seq": 2048, "tokens_per_s": 500.0, "peak_mem_gb": 50.0},
+        {"variant": "dpo-full-tuned", "seq": 2048, "tokens_per_s": 600.0, "peak_mem_gb": 35.0},
+        {"variant": "sft-lora-trl", "seq": 2048, "error": "out of memory"},
+    ]
+    got = {r["what"]: (r["value"], r["met"]) for r in gpu.ratios(rows)}
+    assert got == {
+        "tuned / plain TRL SFT tokens/s (full)": (1.5, True),
+        "tuned / plain TRL DPO peak memory (full)": (0.7, False),
+        "MFU, full-parameter SFT (tuned)": (0.41, False),
+    }
+
+
+def test_harness_runs_on_cpu(tmp_path):
+    """Two variants of each method on the tiny model: every figure is there and plausible."""
+    assert gpu.main(["--tiny", "--seq", "64", "--steps", "2", "--warmup", "1", "--tokens-per-step", "256",
+                     "--variants", "sft-full-trl", "sft-full-tuned", "dpo-full-trl", "dpo-full-tuned",
+                     "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("gpu-*-tiny-cpu.json")
+    report = json.loads(path.read_text())
+    assert report["device"]["device"].startswith("CPU only") and report["tiny"]
+    rows = {r["variant"]: r for r in report["results"]}
+    assert set(rows) == {"sft-full-trl", "sft-full-tuned", "dpo-full-trl", "dpo-full-tuned"}
+    for r in rows.values():
+        assert "error" not in r, r
+        assert r["steps_measured"] == 2 and r["tokens_per_s"] > 0 and r["step_s_median"] > 0
+        assert 0 < r["tokens_per_step"] <= r["batch"] * 64 * (2 if r["method"] == "dpo" else 1)
+        assert r["model_tflops_per_s"] >= 0 and r["mfu"] is None  # no peak for a CPU
+    assert rows["sft-full-trl"]["gradient_checkpointing"] and not rows["sft-full-trl"]["padding_free"]
+    assert rows["sft-full-tuned"]["padding_free"] and not rows["sft-full-tuned"]["gradient_checkpointing"]
+    # packing fills each row: more real tokens per step than padded batches of the same size
+    assert rows["sft-full-tuned"]["tokens_per_step"] > rows["sft-full-trl"]["tokens_per_step"]
+    # no GPU memory figure on a CPU, so only the SFT ratio can be formed
+    assert [r["what"] for r in report["ratios"]] == ["tuned / plain TRL SFT tokens/s (full)"]
+    assert (tmp_path / path.name.replace(".json", ".md")).read_text().startswith("# GPU benchmark")
