@@ -145,7 +145,7 @@ def model_flops_per_token(cfg: dict, lengths: list[int], ref_forward: bool) -> f
 def one(spec: dict) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import AutoTokenizer, TrainerCallback
 
     method, peft_kind, settings = VARIANTS[spec["variant"]]
     cuda = torch.cuda.is_available()
@@ -161,6 +161,7 @@ def one(spec: dict) -> dict:
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     seq, batch = spec["seq"], spec["batch"]
+    tok = AutoTokenizer.from_pretrained(spec["model"])
     steps = spec["warmup"] + spec["steps"]
     rows = make_data(method, seq, n=batch * steps * (3 if settings.get("packing") else 1) + batch, seed=spec["seed"])
     times, seen = [], []
@@ -186,20 +187,19 @@ def one(spec: dict) -> dict:
     if method == "sft":
         args = SFTConfig(**common)
         trainer = SFTTrainer(model=spec["model"], args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=spec["tokenizer"], peft_config=peft, callbacks=[Timer()])
+                             processing_class=tok, peft_config=peft, callbacks=[Timer()])
     else:
         args = DPOConfig(**common)
         trainer = DPOTrainer(model=spec["model"], args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=spec["tokenizer"], peft_config=peft, callbacks=[Timer()])
+                             processing_class=tok, peft_config=peft, callbacks=[Timer()])
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - started
-    w = spec["warmup"]
-    step_s = [b - a for a, b in zip(times[w - 1:], times[w:])] if w else [b - a for a, b in zip(times, times[1:])]
-    tokens = seen[-1] - seen[w - 1 if w else 0]
-    span = times[-1] - times[w - 1 if w else 0]
+    start = max(spec["warmup"] - 1, 0)  # measured: the steps after the warm-up (and never the first)
+    step_s = [b - a for a, b in zip(times[start:], times[start + 1:])]
+    tokens, span = seen[-1] - seen[start], times[-1] - times[start]
     out = {"steps_measured": len(step_s), "step_s_median": round(statistics.median(step_s), 4),
            "tokens_per_step": round(tokens / max(len(step_s), 1)), "tokens_per_s": round(tokens / span, 1),
            "train_wall_s": round(wall, 2),
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 method = VARIANTS[name][0]
                 batch = max(1, a.tokens_per_step // seq // (2 if method == "dpo" else 1))
                 spec = {"variant": name, "seq": seq, "batch": batch, "steps": a.steps, "warmup": a.warmup,
-                        "seed": a.seed, "model": str(model), "tokenizer": None, "config": cfg,
+                        "seed": a.seed, "model": str(model), "config": cfg,
                         "peak_tflops": info["peak_bf16_tflops"], "tmp": str(Path(tmp) / name)}
                 print(f"[{time.strftime('%H:%M:%S')}] {name} seq {seq} batch {batch}", flush=True)
                 p = subprocess.run([sys.executable, __file__, "_one", json.dumps(spec)], capture_output=True, text=True)
@@ -359,16 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _child(spec_json: str) -> None:
-    from transformers import AutoTokenizer
-
-    spec = json.loads(spec_json)
-    spec["tokenizer"] = AutoTokenizer.from_pretrained(spec["model"])
-    print(json.dumps(one(spec)))
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "_one":
-        _child(sys.argv[2])
+        print(json.dumps(one(json.loads(sys.argv[2]))))
     else:
         sys.exit(main())

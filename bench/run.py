@@ -80,9 +80,10 @@ def plain(method: str, a, model_dir: str, *extra: str) -> dict:
     out, wall, rss = child([PY, str(ROOT / "bench" / "trl_baseline.py"), method, "--model-dir", model_dir,
                             "--data", str(STYLE), "--steps", str(a.steps), "--batch", str(a.batch),
                             "--max-length", str(a.max_length), *extra])
+    from train.rundir import steady_step_seconds  # the rule status.json uses for `python -m train`
+
     r = json.loads(out.strip().splitlines()[-1])
-    steady = sorted(r["step_seconds"][1:] or r["step_seconds"])
-    return {"seconds_per_step": round(steady[len(steady) // 2], 3), "train_seconds_per_step": round(r["seconds_per_step"], 3),
+    return {"seconds_per_step": steady_step_seconds(r["step_seconds"]), "train_seconds_per_step": round(r["seconds_per_step"], 3),
             "peak_rss_mb": rss, "process_seconds": round(wall, 1)}
 
 

@@ -6,9 +6,9 @@ from functools import lru_cache
 
 import numpy as np
 
-# Above this many rows the resamples are drawn as a count matrix once per (n, n_boot, seed) and
-# shared by every metric (all metrics of a summary resample the same rows with the same seed),
-# so `eval score` on 20,000 generations does not redraw 20 million indices per metric.
+# From this many rows (up to NORMAL_FROM) the resamples are drawn as a count matrix once per
+# (n, n_boot, seed) and shared by every metric (all metrics of a summary resample the same rows
+# with the same seed), so a summary of 4,000 rows does not redraw 4 million indices per metric.
 _SHARED_FROM = 1000
 
 

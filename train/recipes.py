@@ -15,7 +15,14 @@ import os
 import time
 
 from .config import Config
-from .rundir import RunDir, TrainingDiverged, environment, metrics_callback, stop_callback
+from .rundir import (
+    RunDir,
+    TrainingDiverged,
+    environment,
+    metrics_callback,
+    steady_step_seconds,
+    stop_callback,
+)
 
 log = logging.getLogger("sftdpo")
 
@@ -242,18 +249,13 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
             "train_loss": result.training_loss, "seconds": round(seconds, 2),
             "seconds_per_step": round(seconds / max(1, state.global_step - start_step), 3),
             # steady state: the median optimizer step after the first (no set-up, no logging)
-            "step_seconds_median": _steady(metrics.step_seconds),
+            "step_seconds_median": steady_step_seconds(metrics.step_seconds),
             "effective_batch": cfg.train.batch_size * cfg.train.grad_accum * world,
             "world_size": world, "output": str(out),
         }
         run.save_status()
     _report_rank(trainer, stage)
     return trainer.model, finished
-
-
-def _steady(times: list[float]) -> float | None:
-    times = sorted(times[1:] if len(times) > 1 else times)
-    return round(times[len(times) // 2], 3) if times else None
 
 
 def _report_rank(trainer, stage: str) -> None:

@@ -170,6 +170,13 @@ class RunDir:
         f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
 
 
+def steady_step_seconds(times: list[float]) -> float | None:
+    """The steady-state step: the median optimizer step after the first (which pays for set-up).
+    ``bench/run.py`` times the plain TRL script with the same rule."""
+    times = sorted(times[1:] if len(times) > 1 else times)
+    return round(times[len(times) // 2], 3) if times else None
+
+
 def metrics_callback(run: RunDir, stage: str):
     """A TrainerCallback that appends every log to metrics.jsonl and stops on a NaN/inf loss."""
     from transformers import TrainerCallback

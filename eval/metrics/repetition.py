@@ -25,10 +25,6 @@ _STRIP = "~.,!?…\"'“”‘’()[]「」『』:;-—"
 # giving some back could never help, and not trying it saves a third of the search)
 _CHAR_LOOP = re.compile(r"([^\s~]{1,3}?)(?:[\s~]*+\1){7,}")
 
-
-def _has_char_loop(text: str) -> bool:
-    return _CHAR_LOOP.search(text) is not None
-
 MAX_UNIT = 30  # words
 MIN_REPEATS_WORD = 4  # one word back to back
 MIN_REPEATS_PHRASE = 3  # a phrase of 2+ words back to back
@@ -199,7 +195,7 @@ def repetition(text: str) -> dict:
     "compression_ratio", "longest_repeat"}``."""
     words = _words(text)
     if len(set(words)) == len(words):  # no word comes back (4 texts in 10): nothing repeats
-        loop = _has_char_loop(text)
+        loop = _CHAR_LOOP.search(text) is not None
         return {"degenerate": loop, "max_repeats": 1, "seq_rep_4": 0.0, "distinct_2": 1.0,
                 "compression_ratio": round(compression_ratio(text), 4), "longest_repeat": 0}
     nxt = _next_same(words)
@@ -209,7 +205,7 @@ def repetition(text: str) -> dict:
     loop = (
         any(_is_loop(k, r) for _, k, r in runs)
         or (len(words) >= DOMINANT_MIN_WORDS and rep4 >= DOMINANT_SEQ_REP)
-        or _has_char_loop(text)
+        or _CHAR_LOOP.search(text) is not None
     )
     return {
         "degenerate": loop,
