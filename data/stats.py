@@ -42,8 +42,21 @@ def stats(records: list[Record], count=len, unit: str = "chars") -> dict:
         # DPO's known length bias: if chosen is nearly always longer, the model can learn "longer wins".
         out["chosen_rejected_ratio"] = {"median": round(statistics.median(ratios), 3),
                                         "mean": round(sum(ratios) / len(ratios), 3),
-                                        "chosen_longer_share": round(sum(c > r for c, r in zip(cl, rl)) / len(pairs), 3)}
+                                        "chosen_longer_share": round(sum(c > r for c, r in zip(cl, rl)) / len(pairs), 3),
+                                        "length_baseline": length_figures(cl, rl)["length_baseline"]}
     if chats:
         out["assistant_length"] = percentiles([count(text([m for m in d["messages"] if m["role"] == "assistant"])) for d in chats])
         out["weight0_messages"] = sum(1 for d in chats for m in d["messages"] if m.get("weight") == 0)
     return out
+
+
+def length_figures(chosen: list[int], rejected: list[int]) -> dict:
+    """Chosen vs rejected lengths of preference pairs, and the trivial baseline "the longer
+    answer wins" (ties count half): its accuracy is what a model can reach by length alone."""
+    n = len(chosen)
+    if not n:
+        return {}
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    return {"pairs": n, "chosen_mean": round(sum(chosen) / n, 1), "rejected_mean": round(sum(rejected) / n, 1),
+            "chosen_longer_share": round(sum(c > r for c, r in zip(chosen, rejected)) / n, 3),
+            "length_baseline": round(wins / n, 3)}

@@ -1,13 +1,17 @@
-"""What the eval evaluates: a training run directory, or the base model (written into
-``runs/base-<model>-<data>/`` with a config.yaml so the report treats it as a run)."""
+"""Run directories, for the eval: what it evaluates (a training run, or the base model written
+into ``runs/base-<model>-<data>/`` with a config.yaml so the report treats it as a run), and the
+one reader of what a run directory holds (:func:`load_run`), shared by ``eval generate`` /
+``preference``, ``eval report`` and ``eval study``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
@@ -45,9 +49,12 @@ def _from_run(path: Path) -> Target:
     raw = OmegaConf.load(conf)
     if raw.get("method", {}).get("name") == "base":
         return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
-    status = json.loads((path / "status.json").read_text(encoding="utf-8")) if (path / "status.json").exists() else {}
-    if status.get("state") != "done":
-        raise ConfigError(f"run: {path} is not finished (state {status.get('state')!r}); finish it with resume=true")
+    try:
+        state = read_json(path / "status.json").get("state")
+    except RunError:
+        state = None
+    if state != "done":
+        raise ConfigError(f"run: {path} is not finished (state {state!r}); finish it with resume=true")
     c: Config = structured(Config, raw)
     beta = c.method.dpo.beta if c.method.dpo is not None else None
     return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
@@ -106,3 +113,130 @@ def reference(t: Target, policy, device: str):
         return
     _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device)
     yield ref.eval()
+
+
+# --- reading a run directory ------------------------------------------------------------------
+
+log = logging.getLogger("sftdpo")
+
+RUN_FILES = ("config.yaml", "status.json", "data.json", "metrics.jsonl", "generations.jsonl",
+             "scores.json", "preference.json")
+
+
+class RunError(Exception):
+    """A run directory that cannot be read; the message is the reason, shown to the user."""
+
+
+@dataclass
+class Run:
+    """Everything a run directory holds, as read once; any file may be missing."""
+
+    path: Path
+    name: str
+    method: str
+    config: dict = field(default_factory=dict)
+    config_text: str = ""
+    status: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+    generations: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+    preference: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.method})"
+
+    @property
+    def state(self) -> str | None:
+        return self.status.get("state") if self.status else None
+
+    def per_prompt(self, metric: str) -> dict:
+        """``{prompt id: value}`` of a registered metric, the mean over the prompt's samples:
+        ``preference.*`` from preference.json's rows, every other metric from scores.json's."""
+        from .metrics.preference import SUMMARY
+        from .metrics.registry import REGISTRY
+
+        m = REGISTRY.get(metric)
+        if m is None:
+            return {}
+        values: dict = {}
+        if m.group == "preference":
+            key = SUMMARY[m.field][0]
+            for row in self.preference.get("rows") or []:
+                if isinstance(row, dict) and row.get(key) is not None:
+                    values.setdefault(str(row.get("id")), []).append(float(row[key]))
+        else:
+            for row in self.scores.get("rows") or []:
+                v = m.get(row) if isinstance(row, dict) else None
+                if v is not None and not isinstance(v, (dict, list)):
+                    values.setdefault(str(row.get("prompt_id", row.get("id"))), []).append(float(v))
+        return {k: sum(v) / len(v) for k, v in values.items()}
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object, ``{}`` when the file is missing; :class:`RunError` when it is broken."""
+    if not path.exists():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunError(f"{path.name}: {e}") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{path.name}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines file. A last line cut off mid-write (a killed writer: no
+    newline at its end and not valid JSON) is dropped with a warning; any other bad line is a
+    :class:`RunError` naming it."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{path.name}: {e}") from None
+    lines = text.splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            if n == len(lines) and not text.endswith("\n"):
+                log.warning("%s: line %d is cut off (the writer was interrupted); left out", path, n)
+                continue
+            raise RunError(f"{path.name} line {n}: {e}") from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def load_run(path: str | Path) -> Run:
+    """Read what exists of a run directory; raises :class:`RunError` when it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError("no such directory")
+    if not path.is_dir():
+        raise RunError("not a directory")
+    if not any((path / f).exists() for f in RUN_FILES):
+        raise RunError(f"not a run directory (none of {', '.join(RUN_FILES)})")
+    config, config_text = {}, ""
+    if (path / "config.yaml").exists():
+        try:
+            config_text = (path / "config.yaml").read_text(encoding="utf-8")
+            config = yaml.safe_load(config_text) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise RunError(f"config.yaml: {e}") from None
+        if not isinstance(config, dict):
+            raise RunError("config.yaml: expected a mapping")
+    method = (config.get("method") or {}).get("name") if isinstance(config.get("method"), dict) else None
+    return Run(
+        path=path, name=str(config.get("name") or path.name), method=str(method or "?"),
+        config=config, config_text=config_text,
+        status=read_json(path / "status.json"), data=read_json(path / "data.json"),
+        metrics=read_jsonl(path / "metrics.jsonl"), generations=read_jsonl(path / "generations.jsonl"),
+        scores=read_json(path / "scores.json"), preference=read_json(path / "preference.json"),
+    )
