@@ -26,7 +26,11 @@ def heldout(t: Target, limit: int | None = None) -> list[dict]:
     out = []
     for r in records:
         d = r.data
-        if "prompt" in d:
+        if "text" in d:
+            raise ValueError(f"data.test: {r.path}:{r.line} is a language-modeling 'text' record: no prompt to generate from")
+        if "label" in d:  # unpaired: a reference only when the completion is the preferred one; never a pair
+            prompt, chosen, rejected = d["prompt"], d["completion"] if d["label"] else None, None
+        elif "prompt" in d:
             prompt, chosen, rejected = d["prompt"], d["chosen"], d["rejected"]
         else:  # a chat record: everything before the last assistant turn is the prompt
             last = max(i for i, m in enumerate(d["messages"]) if m["role"] == "assistant")
@@ -64,7 +68,8 @@ def generate(cfg: EvalConfig) -> str:
             row = {"id": r["id"], "prompt": r["prompt"][-1]["content"], "text": tok.decode(seq, skip_special_tokens=True).strip()}
             if r["keywords"]:
                 row["keywords"] = r["keywords"]
-            row["reference"] = r["chosen"][-1]["content"]
+            if r["chosen"]:
+                row["reference"] = r["chosen"][-1]["content"]
             rows.append(row)
     with open(out_path, "w", encoding="utf-8") as f:
         for row in rows:
