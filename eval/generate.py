@@ -31,7 +31,11 @@ def heldout(t: Target, limit: int | None = None) -> list[dict]:
     out = []
     for r in records:
         d = r.data
-        if "prompt" in d:
+        if "text" in d:
+            raise ValueError(f"data.test: {r.path}:{r.line} is a language-modeling 'text' record: no prompt to generate from")
+        if "label" in d:  # unpaired: a reference only when the completion is the preferred one; never a pair
+            prompt, chosen, rejected = d["prompt"], d["completion"] if d["label"] else None, None
+        elif "prompt" in d:
             prompt, chosen, rejected = d["prompt"], d["chosen"], d["rejected"]
         else:  # a chat record: everything before the last assistant turn is the prompt
             last = max(i for i, m in enumerate(d["messages"]) if m["role"] == "assistant")
@@ -91,5 +95,6 @@ def _row(r: dict, sample: int, num_samples: int, seq: list[int], stops: set[int]
            "stopped": end is not None, "new_tokens": new_tokens}  # no stop token: cut at max_new_tokens
     if r["keywords"]:
         row["keywords"] = r["keywords"]
-    row["reference"] = r["chosen"][-1]["content"]
+    if r["chosen"]:  # an unpaired record labelled false has no preferred answer to show
+        row["reference"] = r["chosen"][-1]["content"]
     return row

@@ -169,17 +169,22 @@ def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
     from peft import PeftModel
     from trl import SFTConfig, SFTTrainer
 
-    from .sft_data import tokenize_weighted, training_template
+    from .sft_data import tokenize_text, tokenize_weighted, training_template
 
     # Pre-tokenized with assistant masks so weight-0 turns are masked too; SFTTrainer
     # takes input_ids + assistant_masks as they are and trains on the mask.
     template = training_template(tok)
+    n = cfg.train.max_length
+
+    def one(r):
+        if r.get("text") is not None:  # language modeling: every token is a target
+            return tokenize_text(tok, r["text"], n)
+        return tokenize_weighted(tok, r["messages"], template, n)
 
     def tokenize(ds):
         if ds is None:
             return None
-        return ds.map(lambda r: tokenize_weighted(tok, r["messages"], template, cfg.train.max_length),
-                      remove_columns=ds.column_names, desc="tokenize")
+        return ds.map(one, remove_columns=ds.column_names, desc="tokenize")
 
     args = SFTConfig(**trainer_args(cfg, run, "sft", val is not None))
     peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
