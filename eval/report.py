@@ -25,6 +25,7 @@ import yaml
 # The highlighters live with the metrics so the report marks exactly what was scored.
 from eval.metrics.repetition import loop_spans
 from eval.metrics.style import marker_spans
+from train.rundir import effective_state, read_jsonl, state_note
 
 MAX_SAMPLES = 12
 # one colour per run, the same in every plot and in the html legend
@@ -79,21 +80,13 @@ def _read_json(path: Path) -> dict:
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+    try:  # a last line cut off by a kill or a full disk is dropped, with a warning
+        rows = read_jsonl(path, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    except OSError as e:
         raise RunError(f"{path.name}: {e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise RunError(f"{path.name} line {n}: {e}") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def load_run(path: str | Path) -> Run:
@@ -257,11 +250,12 @@ def _trim_notes(runs: list[Run]) -> list[str]:
 def _state_warning(run: Run) -> list[str]:
     if run.method == "base":  # a base-model directory is written by the eval, never trained
         return []
-    state = run.status.get("state") if run.status else None
+    state = effective_state(run.status) if run.status else None
     if state == "done":
         return []
     why = f"state is '{state}'" if state else "it has no status.json"
-    err = f" ({run.status['error']})" if run.status.get("error") else ""
+    note = (run.status.get("error") or state_note(run.status)) if run.status else ""
+    err = f" ({note})" if note else ""
     return [f"{run.name}: training did not finish — {why}{err}; its numbers may come from an unfinished model."]
 
 
@@ -572,7 +566,8 @@ def render_md(runs, table, warnings, max_samples) -> str:
 def _run_facts(r: Run) -> list:
     c = r.config
     return [r.name, r.method, _get(c, "model", "name") or "–", _get(c, "peft", "name") or "–",
-            _get(c, "data", "name") or "–", c.get("seed", "–"), r.status.get("state") or "–", str(r.path)]
+            _get(c, "data", "name") or "–", c.get("seed", "–"), effective_state(r.status) if r.status else "–",
+            str(r.path)]
 
 
 def _data_files(r: Run) -> list[tuple[str, str, str, object]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
+from train.rundir import effective_state, state_note
 
 from .config import EvalConfig
 
@@ -46,8 +47,10 @@ def _from_run(path: Path) -> Target:
     if raw.get("method", {}).get("name") == "base":
         return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
     status = json.loads((path / "status.json").read_text(encoding="utf-8")) if (path / "status.json").exists() else {}
-    if status.get("state") != "done":
-        raise ConfigError(f"run: {path} is not finished (state {status.get('state')!r}); finish it with resume=true")
+    state = effective_state(status) if status else None
+    if state != "done":
+        note = f"; {state_note(status)}" if state_note(status) else ""
+        raise ConfigError(f"run: {path} is not finished (state {state!r}{note}); finish it with resume=true")
     c: Config = structured(Config, raw)
     beta = c.method.dpo.beta if c.method.dpo is not None else None
     return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
