@@ -29,6 +29,7 @@ from eval.metrics.repetition import loop_spans
 from eval.metrics.style import marker_spans
 from eval.runs import Run, RunError, load_run
 from eval.stats import paired_difference
+from train.rundir import state_note
 
 MAX_SAMPLES = 12
 # one colour per run, the same in every plot and in the html legend
@@ -216,7 +217,8 @@ def _state_warning(run: Run) -> list[str]:
     if state == "done":
         return []
     why = f"state is '{state}'" if state else "it has no status.json"
-    err = f" ({run.status['error']})" if run.status.get("error") else ""
+    note = (run.status.get("error") or state_note(run.status)) if run.status else ""
+    err = f" ({note})" if note else ""
     return [f"{run.name}: training did not finish — {why}{err}; its numbers may come from an unfinished model."]
 
 

@@ -6,7 +6,7 @@ one reader of what a run directory holds (:func:`load_run`), shared by ``eval ge
 from __future__ import annotations
 
 import json
-import logging
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
+from train.rundir import effective_state, state_note
 
 from .config import EvalConfig
 
@@ -50,11 +51,13 @@ def _from_run(path: Path) -> Target:
     if raw.get("method", {}).get("name") == "base":
         return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
     try:
-        state = read_json(path / "status.json").get("state")
+        status = read_json(path / "status.json")
     except RunError:
-        state = None
+        status = {}
+    state = effective_state(status) if status else None
     if state != "done":
-        raise ConfigError(f"run: {path} is not finished (state {state!r}); finish it with resume=true")
+        note = f"; {state_note(status)}" if status and state_note(status) else ""
+        raise ConfigError(f"run: {path} is not finished (state {state!r}{note}); finish it with resume=true")
     c: Config = structured(Config, raw)
     beta = c.method.dpo.beta if c.method.dpo is not None else None
     return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
@@ -117,8 +120,6 @@ def reference(t: Target, policy, device: str):
 
 # --- reading a run directory ------------------------------------------------------------------
 
-log = logging.getLogger("sftdpo")
-
 RUN_FILES = ("config.yaml", "status.json", "data.json", "metrics.jsonl", "generations.jsonl",
              "scores.json", "preference.json")
 
@@ -149,7 +150,8 @@ class Run:
 
     @property
     def state(self) -> str | None:
-        return self.status.get("state") if self.status else None
+        """status.json's state, except a run whose writer is gone: 'crashed' (train.rundir)."""
+        return effective_state(self.status) if self.status else None
 
     def per_prompt(self, metric: str) -> dict:
         """``{prompt id: value}`` of a registered metric, the mean over the prompt's samples:
@@ -188,30 +190,19 @@ def read_json(path: Path) -> dict:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The objects of a JSON-lines file. A last line cut off mid-write (a killed writer: no
-    newline at its end and not valid JSON) is dropped with a warning; any other bad line is a
-    :class:`RunError` naming it."""
+    """The objects of a JSON-lines file (train.rundir's rule: a last line cut off mid-write is
+    dropped with a warning); any other bad line is a :class:`RunError` naming it."""
+    from train.rundir import read_jsonl as read_lines
+
     if not path.exists():
         return []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        rows = read_lines(path, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    except OSError as e:
         raise RunError(f"{path.name}: {e}") from None
-    lines = text.splitlines()
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            if n == len(lines) and not text.endswith("\n"):
-                log.warning("%s: line %d is cut off (the writer was interrupted); left out", path, n)
-                continue
-            raise RunError(f"{path.name} line {n}: {e}") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def load_run(path: str | Path) -> Run:

@@ -48,10 +48,15 @@ def run_dir(p: dict, arm: str, seed: int | None) -> Path:
 
 
 def _done(d: Path) -> bool:
+    from train.rundir import effective_state, state_note
+
     try:
-        state = read_json(d / "status.json").get("state")
+        status = read_json(d / "status.json")
     except RunError:
         return False
+    state = effective_state(status)
+    if state == "crashed":  # said out loud, never taken for done or running
+        print(f"study: {d}: crashed ({state_note(status)})", file=sys.stderr, flush=True)
     return state == "done" and (d / "scores.json").is_file() and (d / "preference.json").is_file()
 
 
