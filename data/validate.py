@@ -28,8 +28,8 @@ class Issue:
     level: str  # "error" | "warning"
     message: str
 
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.level}: {self.message}"
+    def __str__(self) -> str:  # line 0: about the whole file
+        return f"{self.path}:{self.line}: {self.level}: {self.message}" if self.line else f"{self.path}: {self.level}: {self.message}"
 
 
 @dataclass
@@ -112,6 +112,7 @@ def validate_file(
         rep.sha256 = hashlib.sha256(stored).hexdigest()
         records = iter_records(stored)
         seen: dict[tuple, int] = {}
+        lengths: tuple[list[int], list[int]] = ([], [])  # chosen, rejected characters of every pair
         for line, value, raw in records:
             try:
                 if isinstance(value, Bad):
@@ -128,11 +129,40 @@ def validate_file(
             for msg in _warnings(rec, raw, seen, line, max_tokens, count_tokens):
                 rep.warnings += 1
                 emit(Issue(path, line, "warning", msg))
+            if "rejected" in rec:
+                lengths[0].append(sum(len(m["content"]) for m in rec["chosen"]))
+                lengths[1].append(sum(len(m["content"]) for m in rec["rejected"]))
             if keep:
                 rep.records.append(Record(path, line, fmt, rec, _extra(value) if isinstance(value, dict) else {}))
+        bias = length_bias(*lengths)
+        if bias:
+            rep.warnings += 1
+            emit(Issue(path, 0, "warning", bias))
     except FileError as e:
         rep.fatal = str(e)
     return rep
+
+
+LENGTH_BIAS_FROM = 0.80  # length alone ranking more than this share of the pairs ...
+LENGTH_BIAS_PAIRS = 20  # ... of a file of at least this many pairs: a warning
+
+
+def length_bias(chosen: list[int], rejected: list[int]) -> str | None:
+    """The warning for a file whose preference pairs length alone ranks: "the longer answer
+    wins" (or, the other way round, "the shorter answer wins") scores above LENGTH_BIAS_FROM."""
+    from .stats import length_figures
+
+    f = length_figures(chosen, rejected)
+    if not f or f["pairs"] < LENGTH_BIAS_PAIRS:
+        return None
+    longer = f["length_baseline"] >= 0.5
+    score = f["length_baseline"] if longer else 1 - f["length_baseline"]
+    if score <= LENGTH_BIAS_FROM:
+        return None
+    rule = "the longer answer wins" if longer else "the shorter answer wins"
+    return (f"length alone ranks the pairs: \"{rule}\" is right on {score:.0%} of the {f['pairs']} pairs (chosen "
+            f"{f['chosen_mean']:.0f} vs rejected {f['rejected_mean']:.0f} characters on average): DPO can learn length "
+            "instead of the task; add pairs whose rejected answer is as long as the chosen one")
 
 
 def _warnings(rec: dict, raw: bytes | None, seen: dict, line: int, max_tokens, count_tokens) -> list[str]:

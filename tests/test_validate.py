@@ -122,3 +122,35 @@ def test_several_files_total_line(tmp_path):
     r = run_cli("data", "validate", a, b)
     assert r.returncode == 1
     assert lines(r.stdout)[-1] == "total: 1 valid, 1 errors"
+
+
+def _pairs(n, longer):
+    """n pairs whose chosen answer is the longer one in the first ``longer`` of them."""
+    long_, short = "가" * 10, "나" * 4
+    return [{"prompt": f"질문 {i}", "chosen": long_ if i < longer else short,
+             "rejected": short if i < longer else long_} for i in range(n)]
+
+
+def test_length_bias_is_a_warning_not_an_error(tmp_path):
+    # 17 of 20: the longer answer wins 85%; chosen (17*10 + 3*4) / 20 = 9.1, rejected (17*4 + 3*10) / 20 = 4.9
+    p = write_jsonl(tmp_path / "biased.jsonl", _pairs(20, 17))
+    r = run_cli("data", "validate", p)
+    assert r.returncode == 0, r.stdout
+    warning, summary = lines(r.stdout)
+    assert warning == (f'{p}: warning: length alone ranks the pairs: "the longer answer wins" is right on 85% of the '
+                       "20 pairs (chosen 9 vs rejected 5 characters on average): DPO can learn length instead of the "
+                       "task; add pairs whose rejected answer is as long as the chosen one")
+    assert summary == f"{p}: 20 valid, 0 errors, 1 warnings"
+    # the other way round counts too: the shorter answer wins 18 of 20
+    r = run_cli("data", "validate", write_jsonl(tmp_path / "short.jsonl", _pairs(20, 2)))
+    assert '"the shorter answer wins" is right on 90%' in r.stdout and r.returncode == 0
+
+
+def test_no_length_warning_at_the_edges(tmp_path):
+    # 16 of 20 is exactly 80% (not above it); 19 pairs are too few to say
+    for name, rows in (("edge.jsonl", _pairs(20, 16)), ("few.jsonl", _pairs(19, 19))):
+        r = run_cli("data", "validate", write_jsonl(tmp_path / name, rows))
+        assert ": warning:" not in r.stdout and r.returncode == 0, r.stdout
+    # --task sft reads the chosen answers only: nothing to compare
+    r = run_cli("data", "validate", "--task", "sft", write_jsonl(tmp_path / "b.jsonl", _pairs(20, 20)))
+    assert ": warning:" not in r.stdout
