@@ -111,3 +111,50 @@ def test_embedded_gemma3_270m_converts_once_and_generates():
     assert time.perf_counter() - t < 15
     out = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)
     assert out.shape[1] > len(ids)
+
+
+def test_a_warmup_model_is_built_once_merged_and_cached(tmp_path):
+    """source warmup: the first load trains (python -m train <build>), merges the adapter into the
+    weights and caches the result; later loads reuse it; other inputs rebuild it; model.path is
+    used as it is. On the tiny model, two steps."""
+    import json
+
+    from train.models import BUILD_INFO
+
+    cfg = dataclasses.replace(compose_model("gemma3-270m-chat"), name="tiny-chat", cache_dir=str(tmp_path),
+                              build=["experiment=warmup", "model=tiny", "train.max_steps=2", "data.limit=16"])
+    tok, model = load_model(cfg, "cpu")
+    out = tmp_path / "tiny-chat"
+    info = json.loads((out / BUILD_INFO).read_text())
+    assert info["build"] == cfg.build and (out / "config.json").is_file()
+    assert not (out / "adapter_config.json").exists()  # full weights, no adapter left to load
+    _, base = load_model(compose_model("tiny"), "cpu")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    merged, original = dict(model.named_parameters())[name], dict(base.named_parameters())[name]
+    assert merged.shape == original.shape and not torch.allclose(merged, original)  # LoRA was merged in
+    ids = torch.tensor([encode_chat(tok, MSGS)])
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] > ids.shape[1]
+
+    built = (out / "config.json").stat().st_mtime_ns
+    load_model(cfg, "cpu")  # the same inputs: the cached model, not a new build
+    assert (out / "config.json").stat().st_mtime_ns == built
+    # other overrides (or other warm-up data) are other inputs: the next load rebuilds
+    from train.models import warmup_inputs
+
+    again = dataclasses.replace(cfg, build=[*cfg.build[:-1], "data.limit=8"])
+    assert warmup_inputs(again)["sha256"] != info["sha256"] == warmup_inputs(cfg)["sha256"]
+
+    elsewhere = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(out, elsewhere)
+    given = dataclasses.replace(cfg, name="other", path=str(elsewhere))
+    load_model(given, "cpu")  # a given path is used as it is: nothing is built for "other"
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_warmup_build_that_fails_is_one_line(tmp_path):
+    cfg = dataclasses.replace(compose_model("gemma3-270m-chat"), name="broken", cache_dir=str(tmp_path),
+                              build=["experiment=warmup", "model=tiny", "train.batch_size=0"])
+    with pytest.raises(ModelNotFound, match=r"^model 'broken': building it failed \(python -m train .* exited 2"):
+        load_model(cfg, "cpu")

@@ -12,11 +12,12 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in
 
 
 def test_the_groups_ship_what_the_readme_promises():
-    assert GROUPS["model"] == ["gemma3-1b-it", "gemma3-270m", "tiny"]
+    assert GROUPS["model"] == ["gemma3-1b-it", "gemma3-270m", "gemma3-270m-chat", "tiny"]
     assert GROUPS["method"] == ["dpo", "sft", "sft_dpo"]
     assert GROUPS["peft"] == ["lora", "none", "qlora"]
     assert {"style", "keywords"} <= set(GROUPS["data"])
     assert (ROOT / "conf" / "experiment" / "seed004.yaml").exists()
+    assert (ROOT / "conf" / "experiment" / "warmup.yaml").exists()
 
 
 @pytest.mark.parametrize("model,method,peft,data", itertools.product(*GROUPS.values()))

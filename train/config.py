@@ -15,7 +15,7 @@ class ConfigError(ValueError):
     """A bad configuration value: one line that starts with the key."""
 
 
-MODEL_SOURCES = ("hub", "gguf", "tiny")
+MODEL_SOURCES = ("hub", "gguf", "tiny", "warmup")
 DTYPES = ("auto", "bfloat16", "float32")
 
 
@@ -25,6 +25,8 @@ class ModelConfig:
     # hub: from_pretrained(path) — a hub id or a local directory
     # gguf: a PyPI package shipping a GGUF file, converted once into cache_dir
     # tiny: a random Gemma-3 built from ``tiny`` (tests)
+    # warmup: a chat model built once into cache_dir by ``python -m train <build>`` (SFT on an
+    #   instruction set, merged into full weights); ``path``, when set, is that model already built
     source: str = MISSING
     path: str = MISSING
     # auto = bfloat16 on CUDA, float32 on CPU. Never float16: Gemma-3 activations overflow it.
@@ -38,6 +40,8 @@ class ModelConfig:
     # true: the output layer is restricted to the tokens of the data files (CPU studies; see train/trim.py)
     trim_vocab: bool = False
     tiny: dict[str, Any] = field(default_factory=dict)
+    # source warmup: the overrides of `python -m train` that build the model (conf/model/*-chat.yaml)
+    build: list[str] = field(default_factory=list)
 
     def check(self, prefix: str = "model") -> None:
         """Raise :class:`ConfigError` naming the key for values the schema alone cannot catch."""
@@ -48,6 +52,8 @@ class ModelConfig:
             raise ConfigError(f"{prefix}.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}{hint}")
         if self.chat_template not in (None, "gemma3"):
             raise ConfigError(f"{prefix}.chat_template: {self.chat_template!r} is not null or 'gemma3'")
+        if self.source == "warmup" and not self.path and not self.build:
+            raise ConfigError(f"{prefix}.build: a warmup model needs the overrides that build it (or {prefix}.path)")
 
     def weights_at(self, path) -> ModelConfig:
         """This model with its weights read from ``path`` (a run's full fine-tuned weights)."""

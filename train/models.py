@@ -14,9 +14,11 @@ random Gemma-3 for tests. Gemma-3's quirks are handled here and nowhere else:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from .config import ModelConfig
@@ -98,6 +100,8 @@ def _local_dir(cfg: ModelConfig) -> str:
     """A directory (or cached hub id) that ``from_pretrained`` can read without surprises."""
     if cfg.source == "gguf":
         return str(convert_gguf(cfg))
+    if cfg.source == "warmup" and not cfg.path:
+        return str(build_warmup(cfg))
     path = os.path.expanduser(cfg.path)
     if Path(path).is_dir():
         return path
@@ -207,6 +211,86 @@ def convert_gguf(cfg: ModelConfig) -> Path:
         tok.save_pretrained(tmp)
         tmp.rename(out)
     return out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_INFO = "sftdpo-build.json"
+
+
+def warmup_inputs(cfg: ModelConfig) -> dict:
+    """What a warm-up build depends on: its overrides and the sha256 of the files they name
+    (the experiment and data configs and the data). The cached model is rebuilt when it changes."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(cfg.build).encode())
+    for path in sorted(ROOT.glob("conf/experiment/*.yaml")) + sorted(ROOT.glob("conf/data/*.yaml")):
+        if path.stem in " ".join(cfg.build):
+            digest.update(path.read_bytes())
+    for path in sorted((ROOT / "data" / "warmup").glob("*.jsonl")):
+        digest.update(path.read_bytes())
+    return {"build": list(cfg.build), "sha256": digest.hexdigest()}
+
+
+def build_warmup(cfg: ModelConfig) -> Path:
+    """The warm-up chat model as a cached HF directory, ``<cache_dir>/<name>/``, built on first use:
+    ``python -m train <build>`` (SFT with LoRA on an instruction set), then the adapter merged into
+    full weights (peft's ``merge_and_unload``) so every arm starts from the same plain model.
+    Rebuilt when its inputs change (:func:`warmup_inputs`); built once under a file lock."""
+    import subprocess
+    import sys
+    import time
+
+    from filelock import FileLock
+
+    out = Path(os.path.expanduser(cfg.cache_dir)) / cfg.name
+    inputs = warmup_inputs(cfg)
+
+    def current() -> bool:
+        try:
+            return json.loads((out / BUILD_INFO).read_text())["sha256"] == inputs["sha256"]
+        except (OSError, ValueError, KeyError):
+            return False
+
+    if current():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if current():
+            return out
+        run = out.with_name(out.name + ".run")
+        print(f"model {cfg.name}: building it once into {out} (python -m train {' '.join(cfg.build)}, then the "
+              "adapter merged into the weights); it is cached for every later run", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "train", *cfg.build, f"out_dir={run.parent}", f"name={run.name}",
+                            "overwrite=true"], cwd=ROOT)
+        if r.returncode:
+            raise ModelNotFound(f"model '{cfg.name}': building it failed (python -m train {' '.join(cfg.build)} "
+                                f"exited {r.returncode}; its log is in {run}/train.log)")
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        merge_adapter(run, tmp)
+        seconds = round(time.perf_counter() - started, 1)
+        (tmp / BUILD_INFO).write_text(json.dumps({**inputs, "seconds": seconds, "from_run": str(run)}, indent=1) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        print(f"model {cfg.name}: built in {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+    return out
+
+
+def merge_adapter(run: Path, dest: Path) -> None:
+    """A LoRA run directory's adapter merged into its base model's weights, saved to ``dest``
+    (full weights, tokenizer and chat template: an ordinary model directory)."""
+    import torch
+    from omegaconf import OmegaConf
+    from peft import PeftModel
+
+    from .config import structured
+
+    base = structured(ModelConfig, OmegaConf.load(run / "config.yaml").model)
+    tok, model = load_model(replace(base, trim_vocab=False), "cpu")
+    merged = PeftModel.from_pretrained(model, str(run)).merge_and_unload()
+    merged.to(torch.float32).save_pretrained(dest)
+    tok.save_pretrained(dest)
 
 
 def _tiny_tokenizer():
