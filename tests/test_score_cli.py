@@ -60,8 +60,8 @@ def test_echoed_prompt_gives_no_keyword_and_counts_as_echo(tmp_path):
     assert echo["keywords"]["coverage"] == 0 and echo["keywords"]["echoed"] == ["등대", "편지", "새벽"]
     assert own["keywords"]["coverage"] == 1 and own["keywords"]["echoed"] == []
     # "키워드: 등대, 편지, 새벽" is 12 of the 18 non-space characters (4 + 3 + 3 + 2 of 12 + 3 + 3)
-    assert echo["generation"] == {"stopped": False, "new_tokens": 384, "echo": round(12 / 18, 4)}
-    assert own["generation"] == {"stopped": True, "new_tokens": 12, "echo": 0.0}
+    assert echo["generation"] == {"stopped": False, "new_tokens": 384, "echo": round(12 / 18, 4), "echoed": True}
+    assert own["generation"] == {"stopped": True, "new_tokens": 12, "echo": 0.0, "echoed": False}
     s = result["summary"]
     assert s["generation.stopped"]["value"] == 0.5 and s["generation.echo"]["direction"] == "lower"
     # two samples of one prompt are one cluster: one resampling unit, not two

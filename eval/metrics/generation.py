@@ -76,10 +76,12 @@ def generation(text: str, prompt=None, stopped: bool | None = None, new_tokens: 
         out["new_tokens"] = int(new_tokens)
     if _prompt_text(prompt).strip():
         out["echo"] = round(echo_share(text, prompt), 4)
+        out["echoed"] = out["echo"] > 0
     return out or None
 
 
 register("generation.stopped", "higher", "rate",
          "share of answers the model ended itself (a stop token before max_new_tokens)")
 register("generation.echo", "lower", "mean", "share of the answer that copies the prompt (runs of 3+ prompt words)")
+register("generation.echoed", "lower", "rate", "share of answers that copy the prompt at all (a run of 3+ prompt words)")
 register("generation.new_tokens", None, "mean", "tokens generated, up to and including the stop token")
