@@ -261,6 +261,7 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         start_step = int(resume_from.rsplit("-", 1)[-1])
         run.drop_metrics_after(stage, start_step)
         log.info("%s: resuming from %s", stage, resume_from)
+        _restore_trained_adapter(trainer.model, resume_from)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
@@ -286,6 +287,19 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         run.save_status()
     _report_rank(trainer, stage)
     return trainer.model, finished
+
+
+def _restore_trained_adapter(model, checkpoint: str) -> None:
+    """A checkpoint of SFT->DPO's DPO stage holds two adapters: the trained policy ("default", at
+    the top) and TRL's frozen copy of the SFT adapter ("ref", in a sub-folder). transformers 5.17,
+    our lowest version, resumes only the sub-folder ones, so the policy would restart from the SFT
+    adapter; later versions load both. Loading the policy here does it for either."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and len(model.peft_config) > 1 and any(
+            os.path.isfile(os.path.join(checkpoint, f)) for f in ("adapter_model.safetensors", "adapter_model.bin")):
+        model.load_adapter(checkpoint, "default", is_trainable=True)
+        model.set_adapter("default")
 
 
 def _report_rank(trainer, stage: str) -> None:
