@@ -2,24 +2,21 @@
 # target installs first by itself.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-# torch first: the CPU build where there is no CUDA (torch==2.13.0 lies on this machine's
-# disk), the normal build where nvidia-smi finds a GPU. A bare `torch` would pull a CUDA build.
-TORCH_CPU  ?= torch==2.13.0
-TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
+# TORCH_BUILD=cu128: that CUDA build of torch instead of the one chosen for the driver
+TORCH_BUILD ?=
 
 .PHONY: install demo demo-fast study bench bench-gpu test test-slow lint validate sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The tested versions of constraints.txt. torch first (scripts/install_torch.py): the CPU build
+# where there is no GPU (torch 2.13.0 lies on this machine's disk), else the CUDA build that suits
+# the driver, after which torch must see the GPU or the install stops with one line saying why.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv .venv
-	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
-		echo "install: CUDA found, installing $(TORCH_CUDA)"; $(PY) -m pip install -q "$(TORCH_CUDA)"; \
-	else \
-		echo "install: no CUDA, installing $(TORCH_CPU) (CPU build)"; $(PY) -m pip install -q "$(TORCH_CPU)"; \
-	fi
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) scripts/install_torch.py $(if $(TORCH_BUILD),--build $(TORCH_BUILD))
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 # make demo: the whole comparison on the embedded Gemma-3 270M, offline, on CPU (budget in
@@ -86,7 +83,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check data train eval tests bench
+	$(PY) -m ruff check data train eval tests bench scripts
 
 # make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
 validate: $(STAMP)
