@@ -2,7 +2,7 @@
 defaults against the settings we would make our defaults, side by side in one run.
 
     python bench/gpu.py [--seq 1024 2048] [--steps 10] [--warmup 3] [--only sft dpo] [--variants NAME ...]
-    python bench/gpu.py --tiny --seq 128 --steps 2 --warmup 1     # the harness itself, on CPU, in seconds
+    python bench/gpu.py --tiny --device cpu --seq 128 --steps 2 --warmup 1   # the harness itself, in seconds
 
 The model is the Gemma-3 1B architecture (``GEMMA3_1B``: 26 layers, hidden 1152, 262,144-token
 vocabulary) with random weights, saved once to a scratch directory and loaded from there by
@@ -57,6 +57,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def one(spec: dict) -> dict:
     from transformers import AutoTokenizer, TrainerCallback
 
     method, peft_kind, settings = VARIANTS[spec["variant"]]
-    cuda = torch.cuda.is_available()
+    cuda = spec["cuda"]
     if peft_kind == "qlora" and not cuda:
         return {"skipped": "QLoRA needs a CUDA GPU (bitsandbytes)"}
     if peft_kind == "qlora":
@@ -235,7 +236,7 @@ def one(spec: dict) -> dict:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-def device() -> dict:
+def device(cuda: bool) -> dict:
     import importlib.metadata as md
 
     import torch
@@ -246,7 +247,7 @@ def device() -> dict:
             versions[p] = md.version(p)
         except md.PackageNotFoundError:
             versions[p] = None
-    if torch.cuda.is_available():
+    if cuda:
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
         mem = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
@@ -319,14 +320,28 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_killable(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in a process group of its own, killed whole at ``timeout`` (raising
+    TimeoutExpired) or on an interrupt: a child's own children (torch.compile's workers, a
+    launcher's ranks) would otherwise outlive it and keep the GPU."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
 def run_variant(spec: dict, timeout: float) -> dict:
     """One variant in its own process (peak memory is per process), stopped after ``timeout`` s."""
     name = spec["variant"]
     row = {"variant": name, "method": VARIANTS[name][0], "peft": VARIANTS[name][1], "seq": spec["seq"],
            "batch": spec["batch"], "settings": VARIANTS[name][2]}
     try:
-        p = subprocess.run([sys.executable, __file__, "_one", json.dumps(spec)], capture_output=True, text=True,
-                           timeout=timeout)
+        p = run_killable([sys.executable, __file__, "_one", json.dumps(spec)], timeout, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except subprocess.TimeoutExpired:
         return {**row, "error": f"timed out after {timeout:g} s"}
     if p.returncode:
@@ -348,9 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variant-timeout", type=float, default=300, help="seconds one variant may take")
+    ap.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="auto: CUDA when present")
     a = ap.parse_args(argv)
 
-    info = device()
+    import torch
+
+    cuda = a.device == "cuda" or a.device == "auto" and torch.cuda.is_available()
+    info = device(cuda)
     names = [v for v in (a.variants or VARIANTS) if not a.only or VARIANTS[v][0] in a.only]
     cfg = TINY if a.tiny else GEMMA3_1B
     date = dt.date.today().isoformat()
@@ -360,14 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="sftdpo-gpu-bench-") as tmp:
         model = Path(tmp) / "model"
-        gpu = info["name"] != "cpu"
-        save_model(cfg, model, "bfloat16" if gpu else "float32", "cuda" if gpu else "cpu")
+        save_model(cfg, model, "bfloat16" if cuda else "float32", "cuda" if cuda else "cpu")
         for seq in a.seq:
             for name in names:
                 method = VARIANTS[name][0]
                 batch = max(1, a.tokens_per_step // seq // (2 if method == "dpo" else 1))
                 spec = {"variant": name, "seq": seq, "batch": batch, "steps": a.steps, "warmup": a.warmup,
-                        "seed": a.seed, "model": str(model), "config": cfg,
+                        "seed": a.seed, "model": str(model), "config": cfg, "cuda": cuda,
                         "peak_tflops": info["peak_bf16_tflops"], "tmp": str(Path(tmp) / name)}
                 print(f"[{time.strftime('%H:%M:%S')}] {name} seq {seq} batch {batch}", flush=True)
                 row = run_variant(spec, a.variant_timeout)

@@ -43,15 +43,15 @@ def test_flops_by_hand():
 def test_a_variant_past_its_timeout_is_recorded_and_the_run_goes_on(monkeypatch, tmp_path):
     import subprocess
 
-    def slow(cmd, **kw):
+    def slow(cmd, timeout, **kw):
         spec = json.loads(cmd[-1])
         if spec["variant"] == "sft-full-trl":
-            raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+            raise subprocess.TimeoutExpired(cmd, timeout)
         return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"skipped": "stand-in"}) + "\n", stderr="")
 
-    monkeypatch.setattr(gpu.subprocess, "run", slow)
+    monkeypatch.setattr(gpu, "run_killable", slow)
     monkeypatch.setattr(gpu, "save_model", lambda *a: None)
-    assert gpu.main(["--tiny", "--seq", "64", "--variant-timeout", "7", "--variants", "sft-full-trl", "sft-lora-trl",
+    assert gpu.main(["--tiny", "--device", "cpu", "--seq", "64", "--variant-timeout", "7", "--variants", "sft-full-trl", "sft-lora-trl",
                      "--out", str(tmp_path)]) == 0
     (lines,) = tmp_path.glob("gpu-*.jsonl")
     rows = [json.loads(x) for x in lines.read_text().splitlines()]
@@ -75,9 +75,30 @@ def test_ratios_name_met_and_missed_targets():
     }
 
 
+def test_a_timed_out_variant_takes_its_own_children_with_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "grandchild"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(120)")
+    with pytest.raises(subprocess.TimeoutExpired):
+        gpu.run_killable([sys.executable, "-c", code], timeout=8)
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # killed: gone, or a zombie until init reaps it
+        status = f"/proc/{pid}/status"
+        if not os.path.exists(status) or "zombie" in open(status).read():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the variant's own child outlived the timeout")
+
+
 def test_harness_runs_on_cpu(tmp_path):
     """Two variants of each method on the tiny model: every figure is there and plausible."""
-    assert gpu.main(["--tiny", "--seq", "64", "--steps", "2", "--warmup", "1", "--tokens-per-step", "256",
+    assert gpu.main(["--tiny", "--device", "cpu", "--seq", "64", "--steps", "2", "--warmup", "1", "--tokens-per-step", "256",
                      "--variants", "sft-full-trl", "sft-full-tuned", "dpo-full-trl", "dpo-full-tuned",
                      "--out", str(tmp_path)]) == 0
     (path,) = tmp_path.glob("gpu-*-tiny-cpu.json")
