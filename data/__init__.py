@@ -3,6 +3,7 @@
     from data import load
     ds = load(["train.jsonl"], task="dpo")   # prompt / chosen / rejected (TRL conversational)
     ds = load(["train.jsonl"], task="sft")   # messages (prompt + chosen), per-message weight kept
+    ds = load(["train.jsonl"], task="kto")   # prompt / completion / label (a pair gives two rows)
 """
 
 from .formats import RecordError, to_canonical

@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help=".jsonl, .jsonl.gz or .json files")
-    p.add_argument("--task", choices=["sft", "dpo"], help="check records for this method (dpo needs pairs)")
+    p.add_argument("--task", choices=["sft", "dpo", "kto"],
+                   help="check records for this method (dpo needs pairs; kto needs labels or pairs; sft refuses label false)")
     p.add_argument("--map", action="append", default=[], metavar="SRC=DST",
                    help="rename a key before reading, e.g. --map 거부됨=rejected (repeatable)")
     p.add_argument("--tokenizer", help="tokenizer (hub id or local path) for exact token counts")
@@ -89,11 +90,15 @@ def cmd_split(a) -> int:
 
     if _check_paths(a.paths):
         return 2
-    records, report = read(a.paths, a.task, a.map, emit=lambda i: print(i, file=sys.stderr))
+    task = a.task
+    if task is None:  # the data decides; then read again for that task, so its checks apply
+        records, _ = read(a.paths, None, a.map, emit=lambda i: None)
+        task = ("dpo" if all("chosen" in r.data for r in records) else
+                "kto" if all("label" in r.data for r in records) else "sft")
+    records, report = read(a.paths, task, a.map, emit=lambda i: print(i, file=sys.stderr))
     if report.errors or not records:
         print(f"error: {report.errors} bad record(s); fix them first (nothing written)", file=sys.stderr)
         return 1
-    task = a.task or ("dpo" if all("chosen" in r.data for r in records) else "sft")
     rows = to_rows(records, task)
     train, val = split_indices(rows, a.val_fraction, a.seed)
     out = Path(a.out_dir)
@@ -101,7 +106,9 @@ def cmd_split(a) -> int:
     for name, idx in (("train", train), ("validation", val)):
         with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for i in idx:
-                f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
+                # an SFT row holds either messages or text; the empty one would not read back
+                row = {k: v for k, v in rows[i].items() if v is not None}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"{out}/train.jsonl: {len(train)} records; {out}/validation.jsonl: {len(val)} records")
     return 0
 

@@ -5,7 +5,9 @@ Anything the loader reads -> OpenAI's fine-tuning file formats:
     openai-dpo  {"input": {"messages": [...]}, "preferred_output": [assistant], "non_preferred_output": [assistant]}
     openai-sft  {"messages": [...]}   assistant messages keep "weight": 0 (1 is OpenAI's default)
 
-SFT from preference data is prompt + chosen (as ``data.load(task="sft")``). The written file
+SFT from preference data is prompt + chosen (as ``data.load(task="sft")``); from unpaired data,
+prompt + completion of the rows labelled true (a row labelled false is a bad record, as for
+training). A language-modeling ``text`` has no chat turns to write, so it is a bad record too. The written file
 is then read back and checked the way OpenAI's data-preparation cookbook checks a file
 (keys, roles, non-empty content, an assistant message to learn from, tokens per example
 against a limit, the example count, and the billed training tokens per epoch).
@@ -212,8 +214,13 @@ def run(paths: list[str], to: str, out: str, columns=None, max_tokens: int = 655
     from .loader import read
 
     records, report = read(paths, TASK[to], columns, emit=lambda i: err(str(i)) if i.level == "error" else None)
-    if report.errors or not records:
-        err(f"error: {report.errors} bad record(s), {len(records)} valid; fix them first (nothing written)")
+    texts = [r for r in records if "text" in r.data]
+    for r in texts:
+        err(f"{r.path}:{r.line}: error: a language-modeling 'text' record has no chat turns; "
+            "OpenAI's chat fine-tuning file needs 'messages' with an assistant turn")
+    bad = report.errors + len(texts)
+    if bad or not records:
+        err(f"error: {bad} bad record(s), {len(records) - len(texts)} valid; fix them first (nothing written)")
         return 1
     write_jsonl(to_rows(records, to), out)
     src = ", ".join(f"{f.path} ({f.valid})" for f in report.files)

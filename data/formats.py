@@ -1,9 +1,11 @@
 """One small function per input format: raw JSON object -> canonical record.
 
-The canonical record is what both trainers need (TRL's conversational format):
+The canonical record is what the trainers need (TRL's conversational format):
 
     {"prompt": [messages...], "chosen": [assistant msg], "rejected": [assistant msg]}   # preference
     {"messages": [messages...]}                                                          # chat / SFT only
+    {"prompt": [messages...], "completion": [assistant msg], "label": true|false}       # unpaired (KTO)
+    {"text": "..."}                                                                      # language modeling, SFT only
 
 Messages are ``{"role", "content", "weight"}``; ``weight`` is 1 or 0 on assistant
 messages (seed 001: weight-0 replies are context, never trained on) and None elsewhere.
@@ -13,6 +15,8 @@ Every problem raises :class:`RecordError` naming the key at fault; the caller ad
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
@@ -20,6 +24,12 @@ ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"developer": "system"}
 HH_HUMAN = "\n\nHuman:"
 HH_ASSISTANT = "\n\nAssistant:"
+# Gemma-3's chat template renders none of these (no tool list, no call, no result turn, no
+# reasoning channel), so a record using them cannot be trained on as written: refused, not dropped.
+TOOL_ROLES = ("tool", "function", "ipython")
+TOOL_KEYS = ("tool_calls", "function_call")
+NO_TOOLS = ("tool calling is not supported: {}; Gemma-3's chat template renders no tool definitions, "
+            "tool calls or tool results, so these turns cannot be trained on as written")
 
 
 class RecordError(ValueError):
@@ -67,9 +77,13 @@ def _message(m: Any, key: str, i: int | None = None) -> dict:
     role = m.get("role")
     if role not in ROLES:
         role = ROLE_ALIASES.get(role, role) if isinstance(role, str) else role
+        if role in TOOL_ROLES:
+            raise RecordError(NO_TOOLS.format(f"'{_at(key, i)}.role' is {role!r}"))
         if role not in ROLES:
             raise RecordError(f"'{_at(key, i)}.role' is {role!r}; expected one of system, user, assistant")
     content = m.get("content", _ABSENT)
+    if len(m) > 2 or content is _ABSENT:  # only then can a key other than role + content be there
+        _extra_keys(m, key, i)
     if type(content) is str and content and not content.isspace():
         pass
     elif content is _ABSENT:
@@ -86,6 +100,16 @@ def _message(m: Any, key: str, i: int | None = None) -> dict:
     elif role == "assistant":
         weight = 1
     return {"role": role, "content": content, "weight": weight}
+
+
+def _extra_keys(m: dict, key: str, i: int | None) -> None:
+    """Refuse what Gemma-3's template cannot render, before a "content is missing" hides the cause."""
+    for k in TOOL_KEYS:
+        if k in m:
+            raise RecordError(NO_TOOLS.format(f"'{_at(key, i)}' has '{k}'"))
+    if "thinking" in m:
+        raise RecordError(f"'{_at(key, i)}.thinking' is set: reasoning channels (Harmony) are not supported; "
+                          "Gemma-3's chat template has no place for them, and dropping them would train a different answer")
 
 
 def _at(key: str, i: int | None) -> str:
@@ -195,33 +219,65 @@ def hh_transcript(text: str, key: str) -> list[dict]:
     return msgs
 
 
+def hh_pair(c: str, j: str) -> dict:
+    """Two HH-RLHF transcripts: the prompt is everything before the last ``Assistant:``, which must match."""
+    if HH_ASSISTANT not in c:
+        raise RecordError("'chosen' is not a Human:/Assistant: transcript")
+    if HH_ASSISTANT not in j:
+        raise RecordError("'rejected' is not a Human:/Assistant: transcript")
+    cp, _, cr = c.rpartition(HH_ASSISTANT)
+    jp, _, jr = j.rpartition(HH_ASSISTANT)
+    if cp.strip() != jp.strip():
+        raise RecordError("HH transcript: the prompt before the last 'Assistant:' differs between 'chosen' and 'rejected'")
+    if not cr.strip():
+        raise RecordError("HH transcript: the final 'Assistant:' response in 'chosen' is empty")
+    if not jr.strip():
+        raise RecordError("HH transcript: the final 'Assistant:' response in 'rejected' is empty")
+    prompt = hh_transcript(cp, "chosen")
+    if not prompt:
+        raise RecordError("HH transcript: no 'Human:' turn before the last 'Assistant:'")
+    if prompt[-1]["role"] != "user":
+        raise RecordError("HH transcript: the prompt must end with a 'Human:' turn")
+    return _pair(
+        prompt,
+        [{"role": "assistant", "content": cr.strip(), "weight": 1}],
+        [{"role": "assistant", "content": jr.strip(), "weight": 1}],
+        ("chosen", "rejected"),
+    )
+
+
+def shared_prefix_pair(c: str, j: str) -> dict:
+    """Two plain strings split where TRL's ``extract_prompt`` splits them: at the first differing
+    character, one step back when the character before it is a space (the space starts the answers).
+
+    By hand rather than calling TRL: where TRL would return an empty prompt, or cut inside the
+    shorter string when one string is the start of the other, this raises instead; and importing
+    TRL (torch, transformers) would cost the validator seconds. tests/test_formats.py runs both
+    side by side.
+    """
+    n = len(os.path.commonprefix([c, j]))
+    if n == len(c) == len(j):
+        raise RecordError("'chosen' and 'rejected' are identical")
+    if n == min(len(c), len(j)):
+        short, long = ("chosen", "rejected") if n == len(c) else ("rejected", "chosen")
+        raise RecordError(f"'{short}' is the start of '{long}': nothing of it is left after the shared prompt (implicit prompt)")
+    if n and c[n - 1] == " ":
+        n -= 1
+    if not c[:n].strip():
+        raise RecordError("missing key 'prompt': 'chosen' and 'rejected' share no text at the start to use as the prompt (implicit prompt)")
+    return _pair([{"role": "user", "content": c[:n], "weight": None}], _output(c[n:], "chosen"), _output(j[n:], "rejected"),
+                 ("chosen", "rejected"))
+
+
 def implicit_prompt(r: dict) -> dict:
-    """``chosen`` / ``rejected`` only: HH-RLHF transcripts, or two message lists sharing a prefix."""
+    """``chosen`` / ``rejected`` only: HH-RLHF transcripts, two plain strings or two message lists
+    sharing a prefix (the prompt)."""
     c, j = r["chosen"], r["rejected"]
     if isinstance(c, str) and isinstance(j, str):
-        if HH_ASSISTANT not in c:
-            raise RecordError("missing key 'prompt': 'chosen' is a plain string and not a Human:/Assistant: transcript")
-        if HH_ASSISTANT not in j:
-            raise RecordError("'rejected' is not a Human:/Assistant: transcript")
-        cp, _, cr = c.rpartition(HH_ASSISTANT)
-        jp, _, jr = j.rpartition(HH_ASSISTANT)
-        if cp.strip() != jp.strip():
-            raise RecordError("HH transcript: the prompt before the last 'Assistant:' differs between 'chosen' and 'rejected'")
-        if not cr.strip():
-            raise RecordError("HH transcript: the final 'Assistant:' response in 'chosen' is empty")
-        if not jr.strip():
-            raise RecordError("HH transcript: the final 'Assistant:' response in 'rejected' is empty")
-        prompt = hh_transcript(cp, "chosen")
-        if not prompt:
-            raise RecordError("HH transcript: no 'Human:' turn before the last 'Assistant:'")
-        if prompt[-1]["role"] != "user":
-            raise RecordError("HH transcript: the prompt must end with a 'Human:' turn")
-        return _pair(
-            prompt,
-            [{"role": "assistant", "content": cr.strip(), "weight": 1}],
-            [{"role": "assistant", "content": jr.strip(), "weight": 1}],
-            ("chosen", "rejected"),
-        )
+        # HH-RLHF first: its transcripts share a prefix too, but its prompt must end at a turn.
+        if any(marker in s for s in (c, j) for marker in (HH_HUMAN, HH_ASSISTANT)):
+            return hh_pair(c, j)
+        return shared_prefix_pair(c, j)
     if isinstance(c, list) and isinstance(j, list):
         cm, jm = _messages(c, "chosen"), _messages(j, "rejected")
         n = 0
@@ -258,11 +314,27 @@ def input_output(r: dict) -> dict:
     return {"messages": [{"role": "user", "content": user, "weight": None}] + _output(r["output"], "output")}
 
 
-FORMATS = ("openai-dpo", "openai-chat", "trl", "hh/implicit", "prompt-completion", "input-output")
+def unpaired(r: dict) -> dict:
+    """TRL's unpaired preference (KTO): ``prompt`` / ``completion`` / boolean ``label``."""
+    label = r["label"]
+    if type(label) is not bool:
+        shown = json.dumps(label, ensure_ascii=False)
+        raise RecordError(f"'label' is {shown[:40]}; expected true or false (unpaired preference: is the completion preferred?)")
+    return {"prompt": _prompt(r["prompt"], "prompt"), "completion": _output(r["completion"], "completion"), "label": label}
+
+
+def language_modeling(r: dict) -> dict:
+    """TRL's language-modeling type: one ``text``, all of it the training target (SFT only)."""
+    return {"text": _text(r["text"], "text")}
+
+
+FORMATS = ("openai-dpo", "openai-chat", "trl", "hh/implicit", "prompt-completion", "input-output", "unpaired", "text")
 
 
 def detect(r: dict) -> str:
     """Name of the format of one record, or raise naming what is missing."""
+    if "tools" in r:
+        raise RecordError(NO_TOOLS.format("the record has a 'tools' column"))
     if isinstance(r.get("input"), dict):
         if "messages" not in r["input"]:
             raise RecordError("missing key 'input.messages' (OpenAI DPO format)")
@@ -274,22 +346,29 @@ def detect(r: dict) -> str:
         return "trl" if "prompt" in r else "hh/implicit"
     if "messages" in r:
         return "openai-chat"
+    if "completions" in r or "labels" in r:
+        raise RecordError("stepwise supervision (prompt/completions/labels, TRL's type for process reward models) is not "
+                          "supported: neither SFT nor DPO learns from per-step labels; join the steps into one 'completion'")
     if "completion" in r:
         if "prompt" not in r:
             raise RecordError("missing key 'prompt' (prompt/completion record)")
-        return "prompt-completion"
+        return "unpaired" if "label" in r else "prompt-completion"
     if "output" in r:
         if "input" not in r and "instruction" not in r:
             raise RecordError("missing key 'input' (input/output record)")
         return "input-output"
+    if "text" in r:
+        return "text"
     if "prompt" in r:
+        # TRL's prompt-only type (online methods such as GRPO): no answer to learn from
         raise RecordError("missing key 'chosen'/'rejected' or 'completion' after 'prompt'")
     if "input" in r:
         raise RecordError("missing key 'output' (input/output record)")
     found = ", ".join(repr(k) for k in list(r)[:6]) or "none"
     raise RecordError(
         "no known format: expected input.messages+preferred_output (OpenAI DPO), messages (OpenAI chat), "
-        f"prompt/chosen/rejected (TRL), chosen/rejected (HH-RLHF), prompt/completion or input/output; keys found: {found}"
+        "prompt/chosen/rejected (TRL), chosen/rejected (implicit prompt, HH-RLHF), prompt/completion(/label), "
+        f"input/output or text; keys found: {found}"
     )
 
 
@@ -300,14 +379,56 @@ _CONVERTERS = {
     "hh/implicit": implicit_prompt,
     "prompt-completion": prompt_completion,
     "input-output": input_output,
+    "unpaired": unpaired,
+    "text": language_modeling,
 }
+
+
+# --- what each task reads ---------------------------------------------------------------------
+
+
+def for_sft(fmt: str, rec: dict) -> dict:
+    """A conversation (a pair gives prompt + chosen) or a plain text; never a completion labelled false."""
+    if "chosen" in rec:
+        return {"messages": rec["prompt"] + rec["chosen"]}
+    if "label" in rec:
+        # Our rule, not TRL's (its SFT ignores 'label'): training on an answer marked "not
+        # preferred" is never what a user means. With data.on_error=skip it is a listed rejection.
+        if not rec["label"]:
+            raise RecordError("'label' is false (not preferred): SFT trains only on completions labelled true "
+                              "(method=kto learns from both)")
+        return {"messages": rec["prompt"] + rec["completion"]}
+    return rec
+
+
+def for_dpo(fmt: str, rec: dict) -> dict:
+    """A chosen/rejected pair for one prompt."""
+    if "chosen" in rec:
+        return rec
+    if "label" in rec:
+        raise RecordError("unpaired preference record (prompt/completion/label): --task dpo needs a chosen and a rejected "
+                          "answer to the same prompt; train unpaired data with method=kto")
+    if "text" in rec:
+        raise RecordError("missing keys 'chosen' and 'rejected': a language-modeling 'text' record has no preference pair; "
+                          "--task dpo needs chosen/rejected pairs")
+    raise RecordError(f"{fmt} record has no rejected output; --task dpo needs chosen/rejected pairs")
+
+
+def for_kto(fmt: str, rec: dict) -> dict:
+    """Unpaired rows as they are, or a pair (the loader's ``to_rows`` unpairs it: chosen true, rejected false)."""
+    if "chosen" in rec or "label" in rec:
+        return rec
+    raise RecordError(f"{fmt} record has no label: --task kto needs prompt/completion/label records or chosen/rejected pairs")
+
+
+FOR_TASK = {"sft": for_sft, "dpo": for_dpo, "kto": for_kto}
 
 
 def to_canonical(r: Any, task: str | None = None, columns: dict[str, str] | None = None) -> tuple[str, dict]:
     """(format name, canonical record) for one raw JSON value; raises :class:`RecordError`.
 
-    ``task="dpo"`` requires a preference pair; ``task="sft"`` turns a pair into the
-    conversation prompt + chosen, so both methods read the same file.
+    ``task`` shapes the record for one method (:data:`FOR_TASK`): ``"dpo"`` requires a pair,
+    ``"sft"`` turns a pair into prompt + chosen, so both methods read the same file.
     """
     if not isinstance(r, dict):
         raise RecordError(f"record is {_kind(r) if not isinstance(r, str) else 'a string'}, expected a JSON object")
@@ -315,11 +436,18 @@ def to_canonical(r: Any, task: str | None = None, columns: dict[str, str] | None
         r = {columns.get(k, k): v for k, v in r.items()}
     fmt = detect(r)
     rec = _CONVERTERS[fmt](r)
-    if task == "dpo" and "messages" in rec:
-        raise RecordError(f"{fmt} record has no rejected output; --task dpo needs chosen/rejected pairs")
-    if task == "sft" and "chosen" in rec:
-        rec = {"messages": rec["prompt"] + rec["chosen"]}
-    return fmt, rec
+    return fmt, (FOR_TASK[task](fmt, rec) if task else rec)
+
+
+def conversations(rec: dict) -> list[list[dict]]:
+    """Every whole conversation in a canonical record (none in a plain text)."""
+    if "messages" in rec:
+        return [rec["messages"]]
+    if "chosen" in rec:
+        return [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
+    if "completion" in rec:
+        return [rec["prompt"] + rec["completion"]]
+    return []
 
 
 def alternates(msgs: list[dict]) -> bool:

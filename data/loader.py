@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .formats import FOR_TASK
 from .validate import FileReport, Issue, Record, validate_file
 
-TASKS = ("sft", "dpo")
+TASKS = ("sft", "dpo", "kto")
 ON_ERROR = ("fail", "skip")
 
 
@@ -93,21 +94,41 @@ def read(
     return records, report
 
 
+def _bodies(fmt: str, d: dict, task: str, text_column: bool) -> list[dict]:
+    """One canonical record -> its training row(s) for ``task`` (a pair gives two KTO rows)."""
+    d = FOR_TASK[task](fmt, d)
+    if task == "dpo":
+        return [{"prompt": d["prompt"], "chosen": d["chosen"], "rejected": d["rejected"]}]
+    if task == "kto":
+        if "chosen" in d:
+            # as trl.data_utils.unpair_preference_dataset unpairs: chosen -> true, rejected -> false.
+            # Per record rather than on whole columns, because one file may mix pairs and unpaired rows.
+            return [{"prompt": d["prompt"], "completion": d["chosen"], "label": True},
+                    {"prompt": d["prompt"], "completion": d["rejected"], "label": False}]
+        return [{"prompt": d["prompt"], "completion": d["completion"], "label": d["label"]}]
+    if not text_column:
+        return [{"messages": d["messages"]}]
+    # Arrow needs one schema for every row: a text row has no messages, a chat row no text.
+    return [{"messages": d.get("messages"), "text": d.get("text")}]
+
+
 def to_rows(records: list[Record], task: str) -> list[dict]:
-    """Canonical records -> rows of TRL's conversational format (plus id/keywords/metadata)."""
+    """Canonical records -> rows of TRL's conversational format (plus id/keywords/metadata).
+
+    sft: ``messages`` (+ ``text`` when any record is a plain text); dpo: ``prompt``/``chosen``/
+    ``rejected``; kto: ``prompt``/``completion``/``label``, a pair giving two rows.
+    """
+    text_column = task == "sft" and any("text" in r.data for r in records)
     rows = []
     for r in records:
-        d = r.data
-        if task == "sft":
-            row = {"messages": d["messages"]} if "messages" in d else {"messages": d["prompt"] + d["chosen"]}
-        else:
-            row = {"prompt": d["prompt"], "chosen": d["chosen"], "rejected": d["rejected"]}
-        row["id"] = r.extra.get("id", f"{Path(r.path).name}:{r.line}")
-        row["source"] = f"{r.path}:{r.line}"
-        row["keywords"] = r.extra.get("keywords", [])
-        # metadata varies per file; a JSON string keeps the Arrow schema fixed.
-        row["metadata"] = json.dumps(r.extra.get("metadata", {}), ensure_ascii=False)
-        rows.append(row)
+        extra = {
+            "id": r.extra.get("id", f"{Path(r.path).name}:{r.line}"),
+            "source": f"{r.path}:{r.line}",
+            "keywords": r.extra.get("keywords", []),
+            # metadata varies per file; a JSON string keeps the Arrow schema fixed.
+            "metadata": json.dumps(r.extra.get("metadata", {}), ensure_ascii=False),
+        }
+        rows.extend({**body, **extra} for body in _bodies(r.format, r.data, task, text_column))
     return rows
 
 
@@ -124,7 +145,9 @@ def load(
     """Read ``paths`` (any supported format, per record) into a ``datasets.Dataset``.
 
     DPO rows: ``prompt`` (messages incl. system), ``chosen``, ``rejected``; SFT rows:
-    ``messages`` with per-message ``weight`` (a preference record gives prompt + chosen).
+    ``messages`` with per-message ``weight`` (a preference record gives prompt + chosen), and
+    ``text`` for language-modeling records; KTO rows: ``prompt``, ``completion``, ``label``
+    (unpaired records as they are, a pair as two rows).
     ``on_error="fail"`` raises :class:`DataError` on any bad record (after reporting all of
     them through ``emit``, default: stderr); ``"skip"`` keeps the valid ones and the report
     lists the rejected ones — never a silent drop.

@@ -11,9 +11,12 @@ import json
 
 
 def prompt_key(row: dict) -> str:
-    """The prompt of a row: DPO ``prompt``, or an SFT conversation up to its last assistant turn."""
+    """The prompt of a row: DPO/KTO ``prompt``, an SFT conversation up to its last assistant turn,
+    or a plain text (language modeling) as a whole."""
     if "prompt" in row:
         msgs = row["prompt"]
+    elif row.get("messages") is None:
+        return json.dumps(row["text"], ensure_ascii=False)
     else:
         msgs = row["messages"]
         last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .formats import RecordError, alternates, to_canonical
+from .formats import RecordError, alternates, conversations, to_canonical
 from .reader import Bad, FileError, iter_records, read_file
 
 # A rough token estimate when no tokenizer is given: Gemma's tokenizer spends about one
@@ -59,16 +59,22 @@ class FileReport:
         return f"{self.path}: {self.valid} valid, {self.errors} errors, {self.warnings} warnings"
 
 
-def _all_messages(rec: dict) -> list[dict]:
-    if "messages" in rec:
-        return rec["messages"]
-    return rec["prompt"] + rec["chosen"] + rec["rejected"]
+def _all_text(rec: dict) -> str:
+    """Every text of a record once (a pair's prompt is counted once)."""
+    if "text" in rec:
+        return rec["text"]
+    msgs = rec.get("messages") or rec["prompt"] + rec.get("chosen", []) + rec.get("rejected", []) + rec.get("completion", [])
+    return "".join(m["content"] for m in msgs)
 
 
 def _dup_key(rec: dict) -> tuple:
     """Two records are duplicates when every text is the same (roles follow from the format)."""
+    if "text" in rec:
+        return ("text", rec["text"])
     if "messages" in rec:
         return (None, *[m["content"] for m in rec["messages"]])
+    if "label" in rec:
+        return ("label", rec["label"], len(rec["prompt"]), *[m["content"] for m in rec["prompt"] + rec["completion"]])
     return (len(rec["prompt"]), *[m["content"] for m in rec["prompt"]],
             len(rec["chosen"]), *[m["content"] for m in rec["chosen"]], *[m["content"] for m in rec["rejected"]])
 
@@ -137,20 +143,26 @@ def _warnings(rec: dict, raw: bytes | None, seen: dict, line: int, max_tokens, c
     first = seen.setdefault(key, line)
     if first != line:
         out.append(f"duplicate of the record on line {first}")
-    # A pair's prompt ends with a user turn and its outputs are all assistant turns, so a pair
-    # alternates exactly when its prompt does and each output is a single message.
-    convo = rec["messages"] if "messages" in rec else rec["prompt"]
-    if not alternates(convo) or ("chosen" in rec and max(len(rec["chosen"]), len(rec["rejected"])) > 1):
+    # A prompt ends with a user turn and its outputs are all assistant turns, so a pair (or an
+    # unpaired row) alternates exactly when its prompt does and each output is a single message.
+    # A plain text has no turns.
+    if "messages" in rec:
+        odd = not alternates(rec["messages"])
+    elif "prompt" in rec:
+        odd = (not alternates(rec["prompt"]) or len(rec.get("chosen", ())) > 1 or len(rec.get("rejected", ())) > 1
+               or len(rec.get("completion", ())) > 1)
+    else:
+        odd = False
+    if odd:
         out.append("turns do not alternate user/assistant after an optional system turn; Gemma-3's chat template rejects this")
     if max_tokens:
-        text_len = sum(len(m["content"]) for m in _all_messages(rec))
         if count_tokens is None:
-            n = int(text_len / CHARS_PER_TOKEN)
+            n = int(len(_all_text(rec)) / CHARS_PER_TOKEN)
             if n > max_tokens:
                 out.append(f"about {n} tokens (estimated; pass --tokenizer for an exact count), over the limit of {max_tokens}")
         else:
-            parts = [rec["messages"]] if "messages" in rec else [rec["prompt"] + rec["chosen"], rec["prompt"] + rec["rejected"]]
-            n = max(count_tokens("\n".join(m["content"] for m in p)) for p in parts)
+            parts = ["\n".join(m["content"] for m in c) for c in conversations(rec)] or [rec["text"]]
+            n = max(count_tokens(p) for p in parts)
             if n > max_tokens:
                 out.append(f"{n} tokens, over the limit of {max_tokens} (data.max_tokens / --max-tokens)")
     return out

@@ -25,6 +25,8 @@ class GenerateConfig:
     do_sample: bool = MISSING
     temperature: float = MISSING
     top_p: float = MISSING
+    top_k: Optional[int] = MISSING
+    num_samples: int = MISSING
     repetition_penalty: float = MISSING
 
 
@@ -52,11 +54,16 @@ class EvalConfig:
     def check(self) -> None:
         self.model.check()
         one_of("device", self.device, DEVICES)
-        for key in ("max_new_tokens", "batch_size"):
+        for key in ("max_new_tokens", "batch_size", "num_samples"):
             if getattr(self.generate, key) <= 0:
                 raise ConfigError(f"generate.{key}: must be > 0")
         if self.generate.do_sample and not (self.generate.temperature > 0 and 0 < self.generate.top_p <= 1):
             raise ConfigError("generate.temperature: sampling needs temperature > 0 and 0 < top_p <= 1")
+        if self.generate.top_k is not None and self.generate.top_k <= 0:
+            raise ConfigError(f"generate.top_k: {self.generate.top_k} must be > 0 (null = no top-k cut)")
+        if self.generate.num_samples > 1 and not self.generate.do_sample:
+            raise ConfigError("generate.num_samples: several samples per prompt need generate.do_sample=true "
+                              "(greedy decoding gives the same answer every time)")
         if self.preference.batch_size <= 0:
             raise ConfigError("preference.batch_size: must be > 0")
         if self.limit is not None and self.limit <= 0:

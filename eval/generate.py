@@ -1,7 +1,12 @@
 """Batched generation on the held-out prompts of a run's dataset -> ``<run>/generations.jsonl``
-(``id``, ``prompt``, ``text``, ``keywords`` when the task has them, ``reference`` = the
-preferred answer, for the report's side-by-side view) and ``<run>/scores.json`` (as
-``python -m eval score`` writes it)."""
+and ``<run>/scores.json`` (as ``python -m eval score`` writes it).
+
+One row per generated answer, the schema every eval reader shares: ``id`` (the prompt's id,
+or ``<prompt id>/<sample>`` when ``generate.num_samples`` > 1), ``prompt_id``, ``sample``
+(0-based), ``prompt`` (the last user turn), ``text``, ``stopped`` (the model ended the answer
+itself, before ``max_new_tokens``), ``new_tokens`` (generated, up to and including the stop
+token), ``keywords`` when the task has them and ``reference`` (the preferred answer, for the
+report's side-by-side view). The samples of one prompt are one cluster for every interval."""
 
 from __future__ import annotations
 
@@ -26,7 +31,11 @@ def heldout(t: Target, limit: int | None = None) -> list[dict]:
     out = []
     for r in records:
         d = r.data
-        if "prompt" in d:
+        if "text" in d:
+            raise ValueError(f"data.test: {r.path}:{r.line} is a language-modeling 'text' record: no prompt to generate from")
+        if "label" in d:  # unpaired: a reference only when the completion is the preferred one; never a pair
+            prompt, chosen, rejected = d["prompt"], d["completion"] if d["label"] else None, None
+        elif "prompt" in d:
             prompt, chosen, rejected = d["prompt"], d["chosen"], d["rejected"]
         else:  # a chat record: everything before the last assistant turn is the prompt
             last = max(i for i, m in enumerate(d["messages"]) if m["role"] == "assistant")
@@ -40,7 +49,7 @@ def generate(cfg: EvalConfig) -> str:
     import torch
     from tqdm import tqdm
 
-    from train.models import encode_chat, generation_tokenizer
+    from train.models import encode_chat, generation_tokenizer, stop_token_ids
 
     t = target(cfg)
     records = heldout(t, cfg.limit)
@@ -50,29 +59,42 @@ def generate(cfg: EvalConfig) -> str:
     g = cfg.generate
     kwargs = dict(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, repetition_penalty=g.repetition_penalty)
     if g.do_sample:
-        kwargs.update(temperature=g.temperature, top_p=g.top_p)
+        kwargs.update(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k)
+    stops = set(stop_token_ids(tok))
     torch.manual_seed(cfg.seed)
     out_path = t.path / "generations.jsonl"
+    jobs = [(r, k) for r in records for k in range(g.num_samples)]  # the samples of a prompt side by side
     rows = []
-    for i in tqdm(range(0, len(records), g.batch_size), desc=f"generate {t.path.name}", unit="batch"):
-        batch = records[i:i + g.batch_size]
-        ids = [encode_chat(tok, r["prompt"]) for r in batch]
+    for i in tqdm(range(0, len(jobs), g.batch_size), desc=f"generate {t.path.name}", unit="batch"):
+        batch = jobs[i:i + g.batch_size]
+        ids = [encode_chat(tok, r["prompt"]) for r, _ in batch]
         enc = tok.pad({"input_ids": ids}, return_tensors="pt").to(device)
         with torch.no_grad():
             gen = model.generate(**enc, **kwargs)
-        for r, seq in zip(batch, gen[:, enc["input_ids"].shape[1]:]):
-            row = {"id": r["id"], "prompt": r["prompt"][-1]["content"], "text": tok.decode(seq, skip_special_tokens=True).strip()}
-            if r["keywords"]:
-                row["keywords"] = r["keywords"]
-            row["reference"] = r["chosen"][-1]["content"]
-            rows.append(row)
+        for (r, k), seq in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):
+            rows.append(_row(r, k, g.num_samples, seq, stops, tok))
     with open(out_path, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     # scored at once (cheap), so a run directory always has both
     from .score import score_rows
 
-    scores = score_rows([{"id": r["id"], "text": r["text"], "keywords": r.get("keywords")} for r in rows])
+    scores = score_rows(rows)
     (t.path / "scores.json").write_text(json.dumps(scores, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     log.info("generations: %s (%d rows), scores.json beside it", out_path, len(rows))
     return str(out_path)
+
+
+def _row(r: dict, sample: int, num_samples: int, seq: list[int], stops: set[int], tok) -> dict:
+    """One generated answer in the shared row schema (see the module docstring)."""
+    end = next((i for i, t in enumerate(seq) if t in stops), None)
+    new_tokens = len(seq) if end is None else end + 1
+    row = {"id": r["id"] if num_samples == 1 else f"{r['id']}/{sample}", "prompt_id": r["id"], "sample": sample,
+           "prompt": r["prompt"][-1]["content"],
+           "text": tok.decode(seq[:new_tokens], skip_special_tokens=True).strip(),
+           "stopped": end is not None, "new_tokens": new_tokens}  # no stop token: cut at max_new_tokens
+    if r["keywords"]:
+        row["keywords"] = r["keywords"]
+    if r["chosen"]:  # an unpaired record labelled false has no preferred answer to show
+        row["reference"] = r["chosen"][-1]["content"]
+    return row

@@ -1,13 +1,11 @@
-"""Held-out preference accuracy: does the model prefer the chosen answer to the rejected one?
+"""Held-out preference accuracy by one rule for every arm -> ``<run>/preference.json``.
 
-* runs trained with DPO (``dpo``, ``sft_dpo``): the implicit DPO reward against the run's own
-  reference, ``beta * [(log π(c) - log π_ref(c)) - (log π(r) - log π_ref(r))]`` — what DPO
-  optimised;
-* base and SFT runs: the length-normalised log-probability (mean per token) of chosen minus
-  rejected.
-
-Also the held-out NLL per token of the chosen answers, a validation loss that every run,
-base included, has on the same footing. Writes ``<run>/preference.json``.
+The rule and its fields are defined in :mod:`eval.metrics.preference`: (a) the summed and
+(b) the per-token log-prob margin of chosen over rejected under the model, compared across
+arms; (c) the implicit DPO reward against the arm's own reference (the start model for
+``dpo``, the SFT result for ``sft_dpo``), reported per arm and never compared; the length-only
+baseline and the accuracy on the length-matched pairs beside them. Also the held-out NLL per
+token of the chosen answers, a validation loss every run has on the same footing.
 """
 
 from __future__ import annotations
@@ -17,8 +15,9 @@ import logging
 
 from .config import EvalConfig
 from .generate import heldout
+from .metrics.preference import SUMMARY, pair_row
 from .runs import load_policy, reference, target
-from .stats import bootstrap
+from .stats import summary_entry
 
 log = logging.getLogger("sftdpo")
 
@@ -72,25 +71,35 @@ def preference(cfg: EvalConfig) -> str:
     rejected = [completion_tokens(tok, r["prompt"], r["rejected"], L) for r in pairs]
     pc, nc = sequence_logps(model, tok, chosen, B, device)
     pr, nr = sequence_logps(model, tok, rejected, B, device)
+    implicit, reference_name = [None] * len(pairs), None
     if t.beta is not None:
         with reference(t, model, device, dtype="float32") as ref:
             rc, _ = sequence_logps(ref, tok, chosen, B, device)
             rr, _ = sequence_logps(ref, tok, rejected, B, device)
-        method = "implicit_reward"
-        margins = [t.beta * ((a - b) - (c - d)) for a, b, c, d in zip(pc, rc, pr, rr)]
-    else:
-        method = "length_normalised_logprob"
-        margins = [a / max(1, n) - c / max(1, m) for a, n, c, m in zip(pc, nc, pr, nr)]
-    nll = [-a / max(1, n) for a, n in zip(pc, nc)]
-    result = {
-        "accuracy": {**bootstrap([m > 0 for m in margins]), "direction": "higher", "aggregation": "rate"},
-        "margin": {**bootstrap(margins), "direction": "higher", "aggregation": "mean"},
-        "heldout_nll": {**bootstrap(nll), "direction": "lower", "aggregation": "mean"},
-        "method": method, "beta": t.beta, "n": len(pairs),
-        "rows": [{"id": r["id"], "margin": round(m, 5), "correct": m > 0, "nll": round(x, 5)}
-                 for r, m, x in zip(pairs, margins, nll)],
-    }
+        implicit = [t.beta * ((a - b) - (c - d)) for a, b, c, d in zip(pc, rc, pr, rr)]
+        reference_name = "SFT result" if t.method == "sft_dpo" else "start model"
+    rows = [{"id": r["id"], **pair_row(a, n, c, m, _chars(r["chosen"]), _chars(r["rejected"]), x)}
+            for r, a, n, c, m, x in zip(pairs, pc, nc, pr, nr, implicit)]
+    result = summarize(rows)
+    result.update({"method": "summed_logprob", "implicit_reference": reference_name, "beta": t.beta,
+                   "n": len(pairs), "n_length_matched": sum(r["length_matched"] for r in rows), "rows": rows})
     out = t.path / "preference.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    log.info("preference: %s accuracy %.3f (%s, n=%d)", out, result["accuracy"]["value"], method, len(pairs))
+    log.info("preference: %s accuracy %.3f (summed log-prob; length-only baseline %.3f; n=%d)", out,
+             result["accuracy"]["value"], result["length_baseline"]["value"], len(pairs))
     return str(out)
+
+
+def _chars(messages: list[dict]) -> int:
+    return sum(len(m.get("content") or "") for m in messages)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """``{key: {"value", "low", "high", "n", "direction", "aggregation"}}`` for every
+    :data:`SUMMARY` field the rows have (rates with their Wilson interval too)."""
+    out = {}
+    for key, (field, direction, aggregation, _, _) in SUMMARY.items():
+        values = [r[field] for r in rows if r.get(field) is not None]
+        if values:
+            out[key] = summary_entry(values, direction, aggregation)
+    return out

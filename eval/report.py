@@ -1,11 +1,13 @@
-"""Compare runs side by side: one metrics table, curves, bar charts, samples, warnings, provenance.
+"""Compare runs side by side: one metrics table, the paired differences between arms, curves,
+bar charts, samples, warnings, provenance.
 
     python -m eval report runs/base runs/sft runs/dpo runs/sft_dpo --out reports/style
 
-writes ``report.md`` (tables only) and ``report.html`` (self-contained: inline CSS, plots as
-inline SVG, no JavaScript, opens offline). Everything comes from the run directories, so a
-report can be rebuilt years later from ``runs/``; any file of a run may be missing and the
-report shows what is there.
+writes ``report.md`` and ``report.html`` (self-contained: inline CSS, plots as inline SVG, no
+JavaScript, opens offline) from the Jinja2 templates in ``eval/templates/``. Everything comes
+from the run directories (read by :func:`eval.runs.load_run`), so a report can be rebuilt years
+later from ``runs/``; any file of a run may be missing and the report shows what is there.
+Directions, descriptions and which measures compare across arms come from the metric registry.
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ from __future__ import annotations
 import argparse
 import html
 import io
-import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
-import yaml
-
 # The highlighters live with the metrics so the report marks exactly what was scored.
+from eval.metrics import REGISTRY
+from eval.metrics.generation import echo_spans
+from eval.metrics.registry import direction as metric_direction
 from eval.metrics.repetition import loop_spans
 from eval.metrics.style import marker_spans
+from eval.runs import Run, RunError, load_run
+from eval.stats import paired_difference
+from train.rundir import state_note
 
 MAX_SAMPLES = 12
 # one colour per run, the same in every plot and in the html legend
@@ -33,103 +38,13 @@ COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 DPO_CURVES = ["rewards/margins", "rewards/chosen", "rewards/rejected", "rewards/accuracies"]
 LENGTH_BIAS = 0.20   # chosen vs rejected mean length, relative
 OVERFIT = 0.05       # last eval_loss above the minimum, relative
+FEW_MATCHED = 10     # length-matched pairs below this: the subset is too small to read
+# charted besides every rate with a direction (the decisions)
+CHARTED = ("style.score", "preference.heldout_nll")
+# the order of the metric groups in the tables
+GROUPS = ("generation", "repetition", "style", "keywords", "preference")
 
-
-class RunError(Exception):
-    """A run directory that cannot be read; the message is the reason, shown to the user."""
-
-
-# --- reading a run directory -----------------------------------------------------------------
-
-@dataclass
-class Run:
-    path: Path
-    name: str
-    method: str
-    config: dict = field(default_factory=dict)
-    config_text: str = ""
-    status: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    metrics: list = field(default_factory=list)
-    generations: list = field(default_factory=list)
-    scores: dict = field(default_factory=dict)
-    preference: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.method})"
-
-
-RUN_FILES = ("config.yaml", "status.json", "data.json", "metrics.jsonl", "generations.jsonl",
-             "scores.json", "preference.json")
-
-
-def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise RunError(f"{path.name}: {e}") from None
-    if not isinstance(obj, dict):
-        raise RunError(f"{path.name}: expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunError(f"{path.name}: {e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise RunError(f"{path.name} line {n}: {e}") from None
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def load_run(path: str | Path) -> Run:
-    """Read what exists of a run directory; raises :class:`RunError` when it is not one."""
-    path = Path(path)
-    if not path.exists():
-        raise RunError("no such directory")
-    if not path.is_dir():
-        raise RunError("not a directory")
-    if not any((path / f).exists() for f in RUN_FILES):
-        raise RunError(f"not a run directory (none of {', '.join(RUN_FILES)})")
-    config, config_text = {}, ""
-    if (path / "config.yaml").exists():
-        try:
-            config_text = (path / "config.yaml").read_text(encoding="utf-8")
-            config = yaml.safe_load(config_text) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise RunError(f"config.yaml: {e}") from None
-        if not isinstance(config, dict):
-            raise RunError("config.yaml: expected a mapping")
-    method = _get(config, "method", "name") or "?"
-    return Run(
-        path=path, name=str(config.get("name") or path.name), method=str(method),
-        config=config, config_text=config_text,
-        status=_read_json(path / "status.json"), data=_read_json(path / "data.json"),
-        metrics=_read_jsonl(path / "metrics.jsonl"), generations=_read_jsonl(path / "generations.jsonl"),
-        scores=_read_json(path / "scores.json"), preference=_read_json(path / "preference.json"),
-    )
-
-
-def _get(d, *keys):
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
+__all__ = ["Run", "RunError", "load_run", "write_report", "main"]
 
 
 def _unique_names(runs: list[Run]) -> None:
@@ -139,6 +54,14 @@ def _unique_names(runs: list[Run]) -> None:
         seen[run.name] = seen.get(run.name, 0) + 1
         if seen[run.name] > 1:
             run.name = f"{run.name}#{seen[run.name]}"
+
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
 
 
 # --- numbers ---------------------------------------------------------------------------------
@@ -169,41 +92,66 @@ def _series(run: Run, stage: str, key: str) -> list[tuple[float, float]]:
     return out
 
 
-def collect_metrics(runs: list[Run]) -> dict[str, dict[str, dict]]:
-    """``{metric: {run name: entry}}`` with entry the scores.json summary shape.
+def _entries(run: Run) -> dict[str, dict]:
+    """``{metric: summary entry}`` of a run: scores.json's summary and preference.json's fields."""
+    out = {k: e for k, e in (run.scores.get("summary") or {}).items() if isinstance(e, dict)}
+    for key, e in run.preference.items():
+        if isinstance(e, dict) and f"preference.{key}" in REGISTRY:
+            out[f"preference.{key}"] = e
+    return out
 
-    Scores first (in file order), then preference accuracy / margin / held-out NLL, then the final validation
-    loss per stage: one table for everything a reader compares.
-    """
+
+def collect_metrics(runs: list[Run], comparable: bool = True) -> dict[str, dict[str, dict]]:
+    """``{metric: {run name: entry}}`` (the summary shape), registered metrics in group order,
+    then each stage's last validation loss. ``comparable=False`` gives the measures that are
+    defined against each arm's own reference instead (never compared across arms)."""
     table: dict[str, dict[str, dict]] = {}
-
-    def put(metric, run, entry):
-        if isinstance(entry, dict) and _num(entry.get("value")) is not None:
-            table.setdefault(metric, {})[run.name] = entry
-
-    for run in runs:
-        for metric, entry in (run.scores.get("summary") or {}).items():
-            put(metric, run, entry)
-    for run in runs:
-        for key in ("accuracy", "margin", "heldout_nll"):  # heldout_nll: a validation loss every run has
-            put(f"preference.{key}", run, run.preference.get(key))
-    for run in runs:
-        for stage in _stages(run):
-            losses = _series(run, stage, "eval_loss")
-            if losses:
-                put(f"{stage}.eval_loss", run, {"value": losses[-1][1], "direction": "lower", "n": None})
+    per_run = [(run, _entries(run)) for run in runs]
+    order = sorted(REGISTRY.values(), key=lambda m: GROUPS.index(m.group) if m.group in GROUPS else len(GROUPS))
+    for m in order:
+        if m.comparable != comparable:
+            continue
+        for run, entries in per_run:
+            e = entries.get(m.name)
+            if isinstance(e, dict) and _num(e.get("value")) is not None:
+                table.setdefault(m.name, {})[run.name] = e
+    if comparable:
+        for run in runs:
+            for stage in _stages(run):
+                losses = _series(run, stage, "eval_loss")
+                if losses:
+                    table.setdefault(f"{stage}.eval_loss", {})[run.name] = {"value": losses[-1][1], "n": None}
     return table
 
 
-def best_runs(entries: dict[str, dict]) -> set[str]:
+def best_runs(metric: str, entries: dict[str, dict]) -> set[str]:
     """Names of the runs with the best value (ties all count); none without a direction or rival."""
-    direction = next((e.get("direction") for e in entries.values() if e.get("direction")), None)
+    d = metric_direction(metric)
     values = {name: _num(e.get("value")) for name, e in entries.items()}
     values = {k: v for k, v in values.items() if v is not None}
-    if direction not in ("higher", "lower") or len(values) < 2:
+    if d not in ("higher", "lower") or len(values) < 2:
         return set()
-    best = max(values.values()) if direction == "higher" else min(values.values())
+    best = max(values.values()) if d == "higher" else min(values.values())
     return {k for k, v in values.items() if v == best}
+
+
+def differences(runs: list[Run], table: dict[str, dict[str, dict]]) -> tuple[list[str], list[tuple[str, list]]]:
+    """Paired differences between arms: (column labels "B − A" for every pair, later column minus
+    earlier), and per metric one :func:`eval.stats.paired_difference` per pair (None where a run
+    lacks the metric's per-prompt values). Prompts pair across the two runs."""
+    pairs = [(a, b) for a, b in combinations(runs, 2)]
+    labels = [f"{b.name} − {a.name}" for a, b in pairs]
+    rows = []
+    for metric in table:
+        if metric not in REGISTRY:
+            continue
+        cells = []
+        for a, b in pairs:
+            va, vb = a.per_prompt(metric), b.per_prompt(metric)
+            cells.append(paired_difference([vb], [va]) if va and vb else None)
+        if any(c and c["value"] is not None for c in cells):
+            rows.append((metric, cells))
+    return labels, rows
 
 
 def fmt(v) -> str:
@@ -215,21 +163,27 @@ def fmt(v) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
-def fmt_entry(e: dict | None) -> str:
-    """``0.42 [0.31, 0.55]``; the value alone where there is no interval."""
+def fmt_entry(e: dict | None, metric: str | None = None) -> str:
+    """``0.42 [0.31, 0.55]``; the value alone where there is no interval; ``n=`` for subsets."""
     if not e:
         return "–"
     low, high = _num(e.get("low")), _num(e.get("high"))
     interval = f" [{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
-    return fmt(e.get("value")) + interval
+    n = f" (n={e['n']})" if metric in REGISTRY and REGISTRY[metric].subset and e.get("n") is not None else ""
+    return fmt(e.get("value")) + interval + n
 
 
-def _arrow(entries: dict[str, dict]) -> str:
-    d = next((e.get("direction") for e in entries.values() if e.get("direction")), None)
-    return {"higher": "↑", "lower": "↓"}.get(d, "")
+def fmt_diff(d: dict | None) -> str:
+    if not d or d.get("value") is None:
+        return "–"
+    return f"{fmt(d['value'])} [{fmt(d['low'])}, {fmt(d['high'])}]" + (" *" if d["excludes_zero"] else "")
 
 
-# --- warnings --------------------------------------------------------------------------------
+def _arrow(metric: str) -> str:
+    return {"higher": "↑", "lower": "↓"}.get(metric_direction(metric), "")
+
+
+# --- warnings and notes ----------------------------------------------------------------------
 
 def warnings_for(runs: list[Run]) -> list[str]:
     out = []
@@ -241,11 +195,13 @@ def warnings_for(runs: list[Run]) -> list[str]:
 
 def _trim_notes(runs: list[Run]) -> list[str]:
     """``model.trim_vocab``: say how far the output layer was cut, and flag a mixed comparison."""
+    from eval.runs import read_json
+
     trimmed = {r.name: bool(_get(r.config, "model", "trim_vocab")) for r in runs}
     out = []
     for r in runs:
         if trimmed[r.name]:
-            v = _read_json(r.path / "vocab.json")
+            v = read_json(r.path / "vocab.json")
             size = f"{v['kept']:,} of {v['of']:,} tokens" if v.get("kept") else "the data's tokens"
             out.append(f"{r.name}: output layer trimmed to {size} (model.trim_vocab; it can only produce those)")
     if len(set(trimmed.values())) > 1:
@@ -257,11 +213,12 @@ def _trim_notes(runs: list[Run]) -> list[str]:
 def _state_warning(run: Run) -> list[str]:
     if run.method == "base":  # a base-model directory is written by the eval, never trained
         return []
-    state = run.status.get("state") if run.status else None
+    state = run.state
     if state == "done":
         return []
     why = f"state is '{state}'" if state else "it has no status.json"
-    err = f" ({run.status['error']})" if run.status.get("error") else ""
+    note = (run.status.get("error") or state_note(run.status)) if run.status else ""
+    err = f" ({note})" if note else ""
     return [f"{run.name}: training did not finish — {why}{err}; its numbers may come from an unfinished model."]
 
 
@@ -290,70 +247,81 @@ def _overfit_warnings(run: Run) -> list[str]:
 
 
 def _length_bias_warnings(runs: list[Run]) -> list[str]:
-    """DPO learns "longer is better" when chosen answers are systematically longer than rejected ones."""
-    out, cache = [], {}
+    """DPO learns "longer is better" when chosen answers are systematically longer than rejected
+    ones. The figures are the ones training wrote into data.json (``stages.dpo.lengths``)."""
+    out = []
     for run in runs:
-        paths = _get(run.config, "data", "train")
-        if run.method not in ("dpo", "sft_dpo") or not isinstance(paths, list) or not paths:
+        lengths = _get(run.data, "stages", "dpo", "lengths")
+        if run.method not in ("dpo", "sft_dpo") or not isinstance(lengths, dict):
             continue
-        key = tuple(map(str, paths))
-        if not all(Path(p).is_file() for p in key):  # relative to the cwd; moved data: nothing to check
+        chosen, rejected = _num(lengths.get("chosen_mean")), _num(lengths.get("rejected_mean"))
+        if not chosen or not rejected or abs(chosen / rejected - 1) <= LENGTH_BIAS:
             continue
-        if key not in cache:
-            cache[key] = _mean_lengths(key)
-        lengths = cache[key]
-        if isinstance(lengths, str):
-            out.append(f"{run.name}: could not check the chosen/rejected lengths of {', '.join(key)}: {lengths}")
-            continue
-        chosen, rejected = lengths
-        if rejected and abs(chosen / rejected - 1) > LENGTH_BIAS:
-            side = "longer" if chosen > rejected else "shorter"
-            out.append(
-                f"{run.name}: in its DPO training data the chosen answers are on average "
-                f"{abs(chosen / rejected - 1) * 100:.0f}% {side} than the rejected ones ({chosen:.0f} vs "
-                f"{rejected:.0f} characters): a length bias the model can learn instead of the task."
-            )
+        side = "longer" if chosen > rejected else "shorter"
+        baseline = _num(lengths.get("length_baseline"))
+        out.append(
+            f"{run.name}: in its DPO training data the chosen answers are on average "
+            f"{abs(chosen / rejected - 1) * 100:.0f}% {side} than the rejected ones ({chosen:.0f} vs "
+            f"{rejected:.0f} characters)"
+            + (f"; \"the longer answer wins\" ranks {baseline:.0%} of the pairs right" if baseline is not None else "")
+            + ": a length bias the model can learn instead of the task."
+        )
     return out
 
 
-def _mean_lengths(paths: tuple[str, ...]) -> tuple[float, float] | str:
-    """Mean characters of the chosen and rejected answers, or the reason they could not be read."""
-    try:
-        # imported here: the loader pulls in `datasets`, seconds that only this check needs
-        from data import load
+def preference_note(runs: list[Run]) -> str:
+    """How the preference rows are measured, and how far the length-matched subset can be read."""
+    have = [r for r in runs if r.preference]
+    if not have:
+        return ""
+    note = ("preference.* on the held-out pairs, one rule for every run: (a) the summed log-prob margin "
+            "log π(chosen) − log π(rejected) and (b) the same per token. Summed log-probs favour the shorter "
+            "answer; compare both with preference.length_baseline (the longer answer wins).")
+    matched = {r.name: r.preference.get("n_length_matched") for r in have if r.preference.get("n_length_matched") is not None}
+    if matched:
+        k, n = min(matched.values()), max((r.preference.get("n") or 0) for r in have)
+        note += f" Length-matched pairs (lengths within 20%): {k} of {n}"
+        note += (f" — too few to read (fewer than {FEW_MATCHED}); the shipped data's chosen answers are nearly "
+                 "always the longer ones." if k < FEW_MATCHED else ".")
+    return note
 
-        ds = load(list(paths), task="dpo", on_error="skip", emit=lambda issue: None)
-    except Exception as e:  # a DataError, a broken file or a shadowed `data` package must not cost the report
-        return str(e) or type(e).__name__
-    if len(ds) == 0:
-        return "no valid records"
 
-    def chars(messages):
-        return sum(len(m.get("content") or "") for m in messages)
-
-    chosen = sum(chars(r) for r in ds["chosen"]) / len(ds)
-    rejected = sum(chars(r) for r in ds["rejected"]) / len(ds)
-    return chosen, rejected
+def implicit_note(runs: list[Run]) -> dict[str, str]:
+    """Run name -> the reference its implicit reward is measured against."""
+    return {r.name: r.preference["implicit_reference"] for r in runs if r.preference.get("implicit_reference")}
 
 
 # --- samples ---------------------------------------------------------------------------------
+
+def _prompt_key(g: dict) -> str:
+    return str(g.get("prompt_id", g.get("id")))
+
+
+def _first_samples(run: Run) -> dict[str, dict]:
+    """Prompt id -> the first sample of that prompt (the table shows one answer per prompt)."""
+    out: dict[str, dict] = {}
+    for g in run.generations:
+        out.setdefault(_prompt_key(g), g)
+    return out
+
 
 def sample_ids(runs: list[Run], max_samples: int) -> list[str]:
     """Prompt ids shown side by side: those every run generated for first, in first-seen order."""
     order: list[str] = []
     per_run = []
     for run in runs:
-        ids = {str(g.get("id")) for g in run.generations}
+        ids = {_prompt_key(g) for g in run.generations}
         per_run.append(ids)
-        order += [str(g.get("id")) for g in run.generations if str(g.get("id")) not in order]
+        order += [k for g in run.generations if (k := _prompt_key(g)) not in order]
     having = [ids for ids in per_run if ids]
     shared = [i for i in order if all(i in ids for ids in having)]
     rest = [i for i in order if i not in shared]
     return (shared + rest)[:max(0, max_samples)]
 
 
-def highlight(text: str) -> str:
-    """``text`` html-escaped, style markers and degenerate loops wrapped in ``<mark>``.
+def highlight(text: str, prompt=None) -> str:
+    """``text`` html-escaped, style markers, degenerate loops and copies of the prompt wrapped in
+    ``<mark>``.
 
     Spans may overlap (a marker inside a loop, two markers sharing characters): the text is cut
     at every span boundary and each piece gets the marks that cover it, so tags always nest.
@@ -361,24 +329,29 @@ def highlight(text: str) -> str:
     n = len(text)
     markers = [(s, e, str(c)) for s, e, c in (marker_spans(text) if marker_spans else [])]
     loops = [(s, e) for s, e in (loop_spans(text) if loop_spans else [])]
+    echoes = [(s, e) for s, e in (echo_spans(text, prompt) if prompt and echo_spans else [])]
     markers = [(max(0, s), min(n, e), c) for s, e, c in markers if max(0, s) < min(n, e)]
     loops = [(max(0, s), min(n, e)) for s, e in loops if max(0, s) < min(n, e)]
-    cuts = sorted({0, n, *(x for s, e, _ in markers for x in (s, e)), *(x for sp in loops for x in sp)})
-    pieces: list[tuple[str, tuple, bool]] = []  # (text, marker categories, in a loop)
+    echoes = [(max(0, s), min(n, e)) for s, e in echoes if max(0, s) < min(n, e)]
+    cuts = sorted({0, n, *(x for s, e, _ in markers for x in (s, e)), *(x for sp in loops + echoes for x in sp)})
+    pieces: list[tuple[str, tuple, bool, bool]] = []  # (text, marker categories, in a loop, copied)
     for a, b in zip(cuts, cuts[1:]):
         cats = tuple(sorted({c for s, e, c in markers if s <= a and b <= e}))
         loop = any(s <= a and b <= e for s, e in loops)
-        if pieces and pieces[-1][1:] == (cats, loop):  # neighbours with the same marks: one tag
-            pieces[-1] = (pieces[-1][0] + text[a:b], cats, loop)
+        echo = any(s <= a and b <= e for s, e in echoes)
+        if pieces and pieces[-1][1:] == (cats, loop, echo):  # neighbours with the same marks: one tag
+            pieces[-1] = (pieces[-1][0] + text[a:b], cats, loop, echo)
         else:
-            pieces.append((text[a:b], cats, loop))
+            pieces.append((text[a:b], cats, loop, echo))
     out = []
-    for piece, cats, loop in pieces:
+    for piece, cats, loop, echo in pieces:
         s = html.escape(piece)
         if cats:
             s = f'<mark class="marker" title="{html.escape(", ".join(cats))}">{s}</mark>'
         if loop:
             s = f'<mark class="loop" title="degenerate loop">{s}</mark>'
+        if echo:
+            s = f'<mark class="echo" title="copies the prompt">{s}</mark>'
         out.append(s)
     return "".join(out)
 
@@ -387,10 +360,10 @@ def _score_rows(run: Run) -> dict[str, dict]:
     return {str(r.get("id")): r for r in run.scores.get("rows") or [] if isinstance(r, dict)}
 
 
-def _badges(row: dict | None) -> str:
-    """The per-sample scores in a line under the text, so a reader sees why a number moved."""
+def _badges(row: dict | None) -> list[str]:
+    """The per-sample scores under the text (html), so a reader sees why a number moved."""
     if not row:
-        return ""
+        return []
     bits = []
     style = row.get("style") or {}
     if _num(style.get("score")) is not None:
@@ -398,11 +371,16 @@ def _badges(row: dict | None) -> str:
     rep = row.get("repetition") or {}
     if rep.get("degenerate"):
         bits.append('<span class="bad">degenerate</span>')
+    gen = row.get("generation") or {}
+    if gen.get("stopped") is False:
+        bits.append('<span class="bad">no stop</span>')
+    if _num(gen.get("echo")):
+        bits.append(f"echo {gen['echo']:.0%}")
     kw = row.get("keywords") or {}
     if kw.get("hits"):
         missing = [k for k, hit in kw["hits"].items() if not hit]
         bits.append("keywords: all" if not missing else "missing: " + html.escape(", ".join(missing)))
-    return f'<div class="badges">{" · ".join(bits)}</div>' if bits else ""
+    return bits
 
 
 # --- plots (inline SVG) ----------------------------------------------------------------------
@@ -486,9 +464,11 @@ def bar_plots(runs: list[Run], table: dict[str, dict[str, dict]]) -> list[tuple[
     methods = [r.method for r in runs]
     ticks = methods if len(set(methods)) == len(methods) else [f"{i + 1}:{m}" for i, m in enumerate(methods)]
     plots = []
-    for n, (metric, entries) in enumerate(table.items()):
+    charted = [(m, e) for m, e in table.items() if m in CHARTED or m in REGISTRY and REGISTRY[m].aggregation == "rate"
+               and REGISTRY[m].direction and not REGISTRY[m].subset]
+    for n, (metric, entries) in enumerate(charted):
         fig, (ax,) = _figure(2.9, 2.3)
-        best = best_runs(entries)
+        best = best_runs(metric, entries)
         for i, run in enumerate(runs):
             e = entries.get(run.name)
             v = _num(e.get("value")) if e else None
@@ -499,93 +479,17 @@ def bar_plots(runs: list[Run], table: dict[str, dict[str, dict]]) -> list[tuple[
             ax.bar(i, v, yerr=yerr, capsize=3, color=COLOURS[i % len(COLOURS)],
                    edgecolor="black" if run.name in best else "none", linewidth=1.5)
         ax.set_xticks(range(len(runs)), ticks, rotation=20, fontsize=7)
-        ax.set_title(f"{metric} {_arrow(entries)}", fontsize=9)
+        ax.set_title(f"{metric} {_arrow(metric)}", fontsize=9)
         plots.append((metric, _svg(fig, f"bar{n}")))
     return plots
 
 
-# --- markdown --------------------------------------------------------------------------------
+# --- rendering -------------------------------------------------------------------------------
 
 def _md_cell(text) -> str:
     """A table cell: html-escaped (markdown renders html), pipes and newlines kept out of the grid."""
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
-
-
-def preference_note(runs) -> str:
-    """Which preference measure each run has: the margins of the two are not on one scale."""
-    methods = {r.name: r.preference.get("method") for r in runs if r.preference.get("method")}
-    if not methods:
-        return ""
-    parts = [f"{name}: {'implicit DPO reward vs. its reference' if m == 'implicit_reward' else 'length-normalised log-prob'}"
-             for name, m in methods.items()]
-    return ("preference.* on the held-out pairs — " + "; ".join(parts)
-            + ". Accuracies compare across runs; margins only within one measure.")
-
-
-def render_md(runs, table, warnings, max_samples) -> str:
-    out = ["# Run comparison", ""]
-    out += ["## Runs", "", *_md_table(["run", "method", "model", "peft", "data", "seed", "state", "path"], [
-        [_md_cell(x) for x in _run_facts(r)] for r in runs])]
-    out += ["## Warnings", ""]
-    out += [f"- {_md_cell(w)}" for w in warnings] or ["None."]
-    out += ["", "## Metrics", "", "Value [95% interval]; best per metric in **bold** (↑ higher is better, ↓ lower).", ""]
-    if preference_note(runs):
-        out += [_md_cell(preference_note(runs)), ""]
-    rows = []
-    for metric, entries in table.items():
-        best = best_runs(entries)
-        cells = []
-        for r in runs:
-            s = _md_cell(fmt_entry(entries.get(r.name)))
-            cells.append(f"**{s}**" if r.name in best else s)
-        rows.append([f"{_md_cell(metric)} {_arrow(entries)}", *cells])
-    out += _md_table(["metric", *(_md_cell(r.label) for r in runs)], rows) if rows else ["No metrics.", ""]
-    out += ["## Samples", ""]
-    ids = sample_ids(runs, max_samples)
-    if ids:
-        gens = [{str(g.get("id")): g for g in r.generations} for r in runs]
-        rows = []
-        for i in ids:
-            first = next(g[i] for g in gens if i in g)
-            rows.append([_md_cell(f"{i}: {first.get('prompt', '')}"),
-                         *(_md_cell(g[i].get("text", "")) if i in g else "–" for g in gens)])
-        out += _md_table(["prompt", *(_md_cell(r.label) for r in runs)], rows)
-    else:
-        out += ["No generations.", ""]
-    out += ["## Provenance", ""]
-    for r in runs:
-        out += [f"### {_md_cell(r.name)}", "", f"- directory: `{r.path}`, config: `{r.path / 'config.yaml'}`"]
-        env = r.status.get("environment") or {}
-        if env:
-            out.append("- " + ", ".join(f"{k} {_md_cell(v)}" for k, v in env.items()))
-        for stage, path, sha, records in _data_files(r):
-            out.append(f"- {stage}: `{path}` sha256 `{sha}` ({records} records)")
-        out.append("")
-    return "\n".join(out)
-
-
-def _run_facts(r: Run) -> list:
-    c = r.config
-    return [r.name, r.method, _get(c, "model", "name") or "–", _get(c, "peft", "name") or "–",
-            _get(c, "data", "name") or "–", c.get("seed", "–"), r.status.get("state") or "–", str(r.path)]
-
-
-def _data_files(r: Run) -> list[tuple[str, str, str, object]]:
-    out = []
-    for stage, d in (_get(r.data, "stages") or {}).items():
-        for f in _get(d, "train_files", "files") or []:
-            out.append((f"{stage} train", f.get("path"), f.get("sha256"), f.get("valid")))
-    for f in _get(r.data, "test_files", "files") or []:
-        out.append(("test", f.get("path"), f.get("sha256"), f.get("valid")))
-    return out
-
-
-# --- html ------------------------------------------------------------------------------------
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans KR",sans-serif;margin:24px auto;max-width:1400px;
@@ -609,100 +513,87 @@ code{font-size:12px}
 """
 
 
-def _e(x) -> str:
-    return html.escape("–" if x is None else str(x))
+def _run_facts(r: Run) -> list:
+    c = r.config
+    return [r.name, r.method, _get(c, "model", "name") or "–", _get(c, "peft", "name") or "–",
+            _get(c, "data", "name") or "–", c.get("seed", "–"), r.state or "–", str(r.path)]
 
 
-def _html_table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """Cells are html already (callers escape); a cell may be (html, css class)."""
-    def cell(c):
-        return f'<td class="{c[1]}">{c[0]}</td>' if isinstance(c, tuple) else f"<td>{c}</td>"
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _data_files(r: Run) -> list[tuple[str, str, str, object]]:
+    out = []
+    for stage, d in (_get(r.data, "stages") or {}).items():
+        for f in _get(d, "train_files", "files") or []:
+            out.append((f"{stage} train", f.get("path"), f.get("sha256"), f.get("valid")))
+    for f in _get(r.data, "test_files", "files") or []:
+        out.append(("test", f.get("path"), f.get("sha256"), f.get("valid")))
+    return out
 
 
-def render_html(runs, table, warnings, max_samples) -> str:
-    key = '<p class="key">' + "".join(
-        f'<span><i style="background:{COLOURS[i % len(COLOURS)]}"></i>{_e(r.label)}</span>'
-        for i, r in enumerate(runs)) + "</p>"
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Run comparison: {_e(', '.join(r.name for r in runs))}</title><style>{CSS}</style></head><body>",
-        "<h1>Run comparison</h1>",
-        "<h2>Runs</h2>", key,
-        _html_table(["run", "method", "model", "peft", "data", "seed", "state", "path"],
-                    [[_e(x) for x in _run_facts(r)] for r in runs]),
-        "<h2>Warnings</h2>",
-        "".join(f'<div class="warn">{_e(w)}</div>' for w in warnings) or '<p class="ok">None.</p>',
-        "<h2>Metrics</h2>", _metrics_html(runs, table),
-    ]
-    with _plot_style():
-        bars, curves = bar_plots(runs, table), curve_plots(runs)
-    if bars:
-        parts += ["<h2>Metric charts</h2>", "<p>Bars with 95% intervals; the best run's bar is outlined.</p>", key,
-                  '<div class="plots">', *(f"<figure>{svg}</figure>" for _, svg in bars), "</div>"]
-    if curves:
-        parts += ["<h2>Training curves</h2>", key,
-                  *(f"<figure><figcaption>{_e(t)}</figcaption>{svg}</figure>" for t, svg in curves)]
-    parts += ["<h2>Samples</h2>", _samples_html(runs, max_samples), "<h2>Provenance</h2>", _provenance_html(runs),
-              "</body></html>"]
-    return "\n".join(parts)
-
-
-def _metrics_html(runs, table) -> str:
-    if not table:
-        return "<p>No metrics.</p>"
-    rows = []
-    for metric, entries in table.items():
-        best = best_runs(entries)
-        rows.append([f"{_e(metric)} {_arrow(entries)}", *(
-            (_e(fmt_entry(entries.get(r.name))), "num best" if r.name in best else "num") for r in runs)])
-    note = f"<p>{_e(preference_note(runs))}</p>" if preference_note(runs) else ""
-    return ("<p>Value [95% interval]; the best run per metric is highlighted (↑ higher is better, ↓ lower).</p>"
-            + note + _html_table(["metric", *(_e(r.label) for r in runs)], rows))
-
-
-def _samples_html(runs, max_samples) -> str:
-    ids = sample_ids(runs, max_samples)
-    if not ids:
-        return "<p>No generations.</p>"
-    gens = [{str(g.get("id")): g for g in r.generations} for r in runs]
+def context(runs: list[Run], max_samples: int, with_plots: bool) -> dict:
+    """Everything the templates show, computed once; cells are plain strings (the templates
+    escape them) except where a name says html."""
+    table = collect_metrics(runs)
+    implicit = collect_metrics(runs, comparable=False)
+    diff_labels, diff_rows = differences(runs, table)
+    gens = [_first_samples(r) for r in runs]
     scores = [_score_rows(r) for r in runs]
-    rows = []
-    for i in ids:
+    samples = []
+    for i in sample_ids(runs, max_samples):
         first = next(g[i] for g in gens if i in g)
-        prompt = f"<b>{_e(i)}</b>\n{_e(first.get('prompt', ''))}"
-        if first.get("keywords"):
-            prompt += f"\n<i>keywords: {_e(', '.join(map(str, first['keywords'])))}</i>"
-        row = [(prompt, "prompt")]
+        cells = []
         for g, s in zip(gens, scores):
-            row.append(highlight(str(g[i].get("text", ""))) + _badges(s.get(i)) if i in g else "–")
-        rows.append(row)
-    legend = ('<p><mark class="marker">style marker</mark> (hover for its category) · '
-              '<mark class="loop">degenerate loop</mark></p>') if marker_spans or loop_spans else ""
-    return legend + _html_table(["prompt", *(_e(r.label) for r in runs)], rows, "samples")
-
-
-def _provenance_html(runs) -> str:
-    libs = []
+            row = g.get(i)
+            cells.append(None if row is None else {
+                "text": str(row.get("text", "")), "html": highlight(str(row.get("text", "")), row.get("prompt")),
+                "badges": _badges(s.get(str(row.get("id"))))})
+        samples.append({"id": i, "prompt": str(first.get("prompt", "")), "keywords": first.get("keywords") or [],
+                        "cells": cells})
+    libs: list[str] = []
     for r in runs:
         libs += [k for k in (r.status.get("environment") or {}) if k not in libs]
-    parts = []
-    if libs:
-        parts.append(_html_table(["", *(_e(r.name) for r in runs)], [
-            [_e(lib), *(f"<code>{_e((r.status.get('environment') or {}).get(lib))}</code>" for r in runs)]
-            for lib in libs]))
-    for r in runs:
-        files = _data_files(r)
-        parts.append(f"<h3>{_e(r.name)}</h3><p>directory <code>{_e(r.path)}</code></p>")
-        if files:
-            parts.append(_html_table(["stage", "file", "sha256", "records"], [
-                [_e(st), f"<code>{_e(p)}</code>", f"<code>{_e(sha)}</code>", (_e(n), "num")] for st, p, sha, n in files]))
-        if r.config_text:
-            parts.append(f"<details><summary>config.yaml</summary><pre>{_e(r.config_text)}</pre></details>")
-    return "\n".join(parts)
+    ctx = {
+        "runs": runs, "facts": [_run_facts(r) for r in runs], "colours": COLOURS,
+        "warnings": warnings_for(runs),
+        "metrics": [{"name": m, "arrow": _arrow(m), "description": REGISTRY[m].description if m in REGISTRY else
+                     "the stage's last validation loss", "best": best_runs(m, entries),
+                     "cells": [fmt_entry(entries.get(r.name), m) for r in runs]} for m, entries in table.items()],
+        "preference_note": preference_note(runs),
+        "implicit": [{"name": m, "arrow": _arrow(m), "cells": [fmt_entry(entries.get(r.name)) for r in runs]}
+                     for m, entries in implicit.items()],
+        "implicit_reference": implicit_note(runs),
+        "diff_labels": diff_labels,
+        "diffs": [{"name": m, "arrow": _arrow(m), "cells": [fmt_diff(d) for d in cells],
+                   "significant": [bool(d and d.get("excludes_zero")) for d in cells]} for m, cells in diff_rows],
+        "diff_prompts": max((d["prompts"] for _, cells in diff_rows for d in cells if d), default=0),
+        "samples": samples, "libs": libs,
+        "provenance": [{"run": r, "env": r.status.get("environment") or {}, "files": _data_files(r)} for r in runs],
+        "bars": [], "curves": [],
+    }
+    if with_plots:
+        with _plot_style():
+            ctx["bars"], ctx["curves"] = bar_plots(runs, table), curve_plots(runs)
+    return ctx
+
+
+def _templates():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html.jinja"]), trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters["md"] = _md_cell
+    env.globals["fmt"] = fmt
+    return env
+
+
+def render_md(runs: list[Run], max_samples: int = MAX_SAMPLES) -> str:
+    return _templates().get_template("report.md.jinja").render(**context(runs, max_samples, with_plots=False),
+                                                               css=CSS)
+
+
+def render_html(runs: list[Run], max_samples: int = MAX_SAMPLES) -> str:
+    return _templates().get_template("report.html.jinja").render(**context(runs, max_samples, with_plots=True),
+                                                                 css=CSS)
 
 
 # --- entry points ----------------------------------------------------------------------------
@@ -720,13 +611,11 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, max_samples: i
         except RunError as e:
             raise RunError(f"{d}: {e}") from None
     _unique_names(runs)
-    table = collect_metrics(runs)
-    warnings = warnings_for(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "report.md", out / "report.html"
-    md.write_text(render_md(runs, table, warnings, max_samples), encoding="utf-8")
-    page.write_text(render_html(runs, table, warnings, max_samples), encoding="utf-8")
+    md.write_text(render_md(runs, max_samples), encoding="utf-8")
+    page.write_text(render_html(runs, max_samples), encoding="utf-8")
     return md, page
 
 

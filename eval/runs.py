@@ -1,16 +1,21 @@
-"""What the eval evaluates: a training run directory, or the base model (written into
-``runs/base-<model>-<data>/`` with a config.yaml so the report treats it as a run)."""
+"""Run directories, for the eval: what it evaluates (a training run, or the base model written
+into ``runs/base-<model>-<data>/`` with a config.yaml so the report treats it as a run), and the
+one reader of what a run directory holds (:func:`load_run`), shared by ``eval generate`` /
+``preference``, ``eval report`` and ``eval study``."""
 
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
-from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
+from train.config import ConfigError, DataConfig, MethodConfig, ModelConfig, structured
+from train.rundir import effective_state, state_note
 
 from .config import EvalConfig
 
@@ -45,12 +50,20 @@ def _from_run(path: Path) -> Target:
     raw = OmegaConf.load(conf)
     if raw.get("method", {}).get("name") == "base":
         return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
-    status = json.loads((path / "status.json").read_text(encoding="utf-8")) if (path / "status.json").exists() else {}
-    if status.get("state") != "done":
-        raise ConfigError(f"run: {path} is not finished (state {status.get('state')!r}); finish it with resume=true")
-    c: Config = structured(Config, raw)
-    beta = c.method.dpo.beta if c.method.dpo is not None else None
-    return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
+    try:
+        status = read_json(path / "status.json")
+    except RunError:
+        status = {}
+    state = effective_state(status) if status else None
+    if state != "done":
+        note = f"; {state_note(status)}" if status and state_note(status) else ""
+        raise ConfigError(f"run: {path} is not finished (state {state!r}{note}); finish it with resume=true")
+    # Only the sections the eval needs are typed: a run trained before a later key was added
+    # (say train.sigterm_grace_s) must stay readable.
+    method: MethodConfig = structured(MethodConfig, raw.method)
+    beta = method.dpo.beta if method.dpo is not None else None
+    return Target(path, method.name, structured(ModelConfig, raw.model), structured(DataConfig, raw.data),
+                  raw.peft.name, beta)
 
 
 def load_policy(t: Target, device: str, dtype: str | None = None):
@@ -108,3 +121,118 @@ def reference(t: Target, policy, device: str, dtype: str | None = None):
         return
     _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device, dtype=dtype)
     yield ref.eval()
+
+
+# --- reading a run directory ------------------------------------------------------------------
+
+RUN_FILES = ("config.yaml", "status.json", "data.json", "metrics.jsonl", "generations.jsonl",
+             "scores.json", "preference.json")
+
+
+class RunError(Exception):
+    """A run directory that cannot be read; the message is the reason, shown to the user."""
+
+
+@dataclass
+class Run:
+    """Everything a run directory holds, as read once; any file may be missing."""
+
+    path: Path
+    name: str
+    method: str
+    config: dict = field(default_factory=dict)
+    config_text: str = ""
+    status: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=list)
+    generations: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+    preference: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.method})"
+
+    @property
+    def state(self) -> str | None:
+        """status.json's state, except a run whose writer is gone: 'crashed' (train.rundir)."""
+        return effective_state(self.status) if self.status else None
+
+    def per_prompt(self, metric: str) -> dict:
+        """``{prompt id: value}`` of a registered metric, the mean over the prompt's samples:
+        ``preference.*`` from preference.json's rows, every other metric from scores.json's."""
+        from .metrics.preference import SUMMARY
+        from .metrics.registry import REGISTRY
+
+        m = REGISTRY.get(metric)
+        if m is None:
+            return {}
+        values: dict = {}
+        if m.group == "preference":
+            key = SUMMARY[m.field][0]
+            for row in self.preference.get("rows") or []:
+                if isinstance(row, dict) and row.get(key) is not None:
+                    values.setdefault(str(row.get("id")), []).append(float(row[key]))
+        else:
+            for row in self.scores.get("rows") or []:
+                v = m.get(row) if isinstance(row, dict) else None
+                if v is not None and not isinstance(v, (dict, list)):
+                    values.setdefault(str(row.get("prompt_id", row.get("id"))), []).append(float(v))
+        return {k: sum(v) / len(v) for k, v in values.items()}
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object, ``{}`` when the file is missing; :class:`RunError` when it is broken."""
+    if not path.exists():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunError(f"{path.name}: {e}") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{path.name}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines file (train.rundir's rule: a last line cut off mid-write is
+    dropped with a warning); any other bad line is a :class:`RunError` naming it."""
+    from train.rundir import read_jsonl as read_lines
+
+    if not path.exists():
+        return []
+    try:
+        rows = read_lines(path, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    except OSError as e:
+        raise RunError(f"{path.name}: {e}") from None
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def load_run(path: str | Path) -> Run:
+    """Read what exists of a run directory; raises :class:`RunError` when it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError("no such directory")
+    if not path.is_dir():
+        raise RunError("not a directory")
+    if not any((path / f).exists() for f in RUN_FILES):
+        raise RunError(f"not a run directory (none of {', '.join(RUN_FILES)})")
+    config, config_text = {}, ""
+    if (path / "config.yaml").exists():
+        try:
+            config_text = (path / "config.yaml").read_text(encoding="utf-8")
+            config = yaml.safe_load(config_text) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise RunError(f"config.yaml: {e}") from None
+        if not isinstance(config, dict):
+            raise RunError("config.yaml: expected a mapping")
+    method = (config.get("method") or {}).get("name") if isinstance(config.get("method"), dict) else None
+    return Run(
+        path=path, name=str(config.get("name") or path.name), method=str(method or "?"),
+        config=config, config_text=config_text,
+        status=read_json(path / "status.json"), data=read_json(path / "data.json"),
+        metrics=read_jsonl(path / "metrics.jsonl"), generations=read_jsonl(path / "generations.jsonl"),
+        scores=read_json(path / "scores.json"), preference=read_json(path / "preference.json"),
+    )

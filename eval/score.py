@@ -1,8 +1,12 @@
 """``python -m eval score INPUT.jsonl [--out OUT.json]`` — the scoring contract.
 
-INPUT rows: ``id``, ``text``, optional ``keywords`` (list of strings). OUT:
-``{"rows": [{"id", "style": {...}, "repetition": {...}, "keywords"?: {...}}],
-"summary": {metric: {"value", "low", "high", "n", "direction", "aggregation"}}}``.
+INPUT rows: ``id``, ``text``; optional ``keywords`` (list of strings), ``prompt`` (a string or
+a message list: spans of the text that copy it count for no keyword, and give
+``generation.echo``), ``prompt_id`` and ``sample`` (several samples of one prompt are one
+cluster for every interval), ``stopped`` and ``new_tokens`` (as ``eval generate`` writes them).
+OUT: ``{"rows": [{"id", "style": {...}, "repetition": {...}, "keywords"?: {...},
+"generation"?: {...}}], "summary": {metric: {"value", "low", "high", "n", "direction",
+"aggregation"}}}``; rates add ``wilson_low`` / ``wilson_high``, clustered rows ``clusters``.
 A bad row is reported as ``INPUT:LINE: error: ...`` and left out of the rows (counted).
 """
 
@@ -17,7 +21,7 @@ from contextlib import contextmanager
 from data.reader import Bad, FileError, iter_records
 
 from .metrics import REGISTRY, score_text
-from .stats import bootstrap
+from .stats import summary_entry
 
 
 def check_row(value) -> str | None:
@@ -35,6 +39,17 @@ def check_row(value) -> str | None:
     kws = value.get("keywords")
     if kws is not None and not (isinstance(kws, list) and all(isinstance(k, str) and k.strip() for k in kws)):
         return "'keywords' must be a list of non-empty strings"
+    prompt = value.get("prompt")
+    if prompt is not None and not (isinstance(prompt, str) or isinstance(prompt, list) and all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) for m in prompt)):
+        return "'prompt' must be a string or a list of messages with string 'content'"
+    for key, kind in (("stopped", bool), ("new_tokens", int), ("sample", int)):
+        v = value.get(key)
+        if v is not None and (not isinstance(v, kind) or kind is int and isinstance(v, bool)):
+            return f"'{key}' must be {'true or false' if kind is bool else 'an integer'}"
+    pid = value.get("prompt_id")
+    if pid is not None and (not isinstance(pid, (str, int)) or isinstance(pid, bool)):
+        return "'prompt_id' must be a string or an integer"
     return None
 
 
@@ -54,9 +69,17 @@ def _no_cycle_collector():
             gc.enable()
 
 
+def _score_row(r: dict) -> dict:
+    out = {"id": r["id"]}
+    if r.get("prompt_id") is not None:
+        out["prompt_id"] = r["prompt_id"]
+    out.update(score_text(r["text"], r.get("keywords") or None, r.get("prompt"), r.get("stopped"), r.get("new_tokens")))
+    return out
+
+
 def _score_chunk(rows: list[dict]) -> list[dict]:
     with _no_cycle_collector():
-        return [{"id": r["id"], **score_text(r["text"], r.get("keywords") or None)} for r in rows]
+        return [_score_row(r) for r in rows]
 
 
 def score_rows(rows: list[dict], workers: int | None = None) -> dict:
@@ -81,12 +104,17 @@ _EMPTY: dict = {}
 
 
 def summarize(rows: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every registered metric the rows have: mean or rate with its interval. Rows of one
+    ``prompt_id`` are one cluster (several samples of a prompt are not independent prompts)."""
     summary = {}
+    clustered = any(r.get("prompt_id") is not None for r in rows)
     for name, m in REGISTRY.items():
-        group, field = name.split(".", 1)  # Metric.get inlined: it was most of a 20,000-row summary
-        values = [v for r in rows if (v := r.get(group, _EMPTY).get(field)) is not None]
-        if values:
-            summary[name] = {**bootstrap(values, n_boot, seed), "direction": m.direction, "aggregation": m.aggregation}
+        group, field = m.group, m.field  # Metric.get inlined: it was most of a 20,000-row summary
+        pairs = [(v, r.get("prompt_id", r["id"])) for r in rows if (v := r.get(group, _EMPTY).get(field)) is not None]
+        if not pairs:
+            continue
+        summary[name] = summary_entry([v for v, _ in pairs], m.direction, m.aggregation,
+                                      [c for _, c in pairs] if clustered else None, n_boot, seed)
     return summary
 
 

@@ -3,9 +3,11 @@
 ``run`` trains and evaluates every arm × seed of the plan through the ordinary commands
 (``python -m train``, ``python -m eval generate|preference``), skipping arms already done and
 scored, so an interrupted study goes on where it stopped. ``report`` pools the per-prompt
-figures of every seed of an arm and gives 95% intervals from a two-level bootstrap (seeds,
+figures of every seed of an arm (the metrics the plan lists, read through the shared run reader
+and directed by the metric registry) and gives 95% intervals from a two-level bootstrap (seeds,
 then prompts within each drawn seed): the interval covers both the prompt sample and the
-run-to-run variation, which a single-run bootstrap hides.
+run-to-run variation, which a single-run bootstrap hides. Between the headline arms it gives
+paired differences (the same prompts drawn for both arms, seeds resampled as a level).
 """
 
 from __future__ import annotations
@@ -20,19 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics.registry import REGISTRY, direction
+from .runs import RunError, load_run, read_json
+from .stats import paired_difference
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# (key in the table, where it comes from, direction, label)
-METRICS = [
-    ("loop", ("scores", "repetition", "degenerate"), "lower", "degenerate-loop rate"),
-    ("seq_rep_4", ("scores", "repetition", "seq_rep_4"), "lower", "seq-rep-4"),
-    ("distinct_2", ("scores", "repetition", "distinct_2"), "higher", "distinct-2"),
-    ("coverage", ("scores", "keywords", "coverage"), "higher", "keyword coverage"),
-    ("all_kw", ("scores", "keywords", "all_present"), "higher", "all 3 keywords"),
-    ("chars", ("gen", "chars"), None, "length (chars)"),
-    ("pref_acc", ("pref", "correct"), "higher", "held-out preference accuracy"),
-    ("nll", ("pref", "nll"), "lower", "held-out NLL (chosen, per token)"),
-]
+# when a plan lists no metrics: what seed 004's question turns on
+DEFAULT_METRICS = ["repetition.degenerate", "generation.stopped", "generation.echo", "repetition.distinct_2",
+                   "keywords.coverage", "keywords.all_present", "generation.new_tokens", "preference.accuracy",
+                   "preference.accuracy_per_token", "preference.length_baseline", "preference.heldout_nll"]
 
 
 def plan(name: str) -> dict:
@@ -49,10 +48,15 @@ def run_dir(p: dict, arm: str, seed: int | None) -> Path:
 
 
 def _done(d: Path) -> bool:
+    from train.rundir import effective_state, state_note
+
     try:
-        state = json.loads((d / "status.json").read_text())["state"]
-    except (OSError, ValueError, KeyError):
+        status = read_json(d / "status.json")
+    except RunError:
         return False
+    state = effective_state(status)
+    if state == "crashed":  # said out loud, never taken for done or running
+        print(f"study: {d}: crashed ({state_note(status)})", file=sys.stderr, flush=True)
     return state == "done" and (d / "scores.json").is_file() and (d / "preference.json").is_file()
 
 
@@ -98,28 +102,6 @@ def cmd_run(a) -> int:
 # --- report ----------------------------------------------------------------------------------------
 
 
-def per_prompt(d: Path) -> dict[str, dict[str, float]]:
-    """{prompt id: {metric: value}} for one run."""
-    scores = {r["id"]: r for r in json.loads((d / "scores.json").read_text())["rows"]}
-    gens = {}
-    for line in (d / "generations.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            g = json.loads(line)
-            gens[g["id"]] = {"chars": len(g["text"])}
-    pref = {r["id"]: r for r in json.loads((d / "preference.json").read_text())["rows"]}
-    out = {}
-    for pid in scores:
-        row = {}
-        for key, (src, *path), _, _ in METRICS:
-            v = {"scores": scores, "gen": gens, "pref": pref}[src].get(pid)
-            for k in path:
-                v = v.get(k) if isinstance(v, dict) else None
-            if v is not None:
-                row[key] = float(v)
-        out[pid] = row
-    return out
-
-
 def boot2(per_seed: list[list[float]], n_boot: int = 2000, seed: int = 0) -> dict:
     """Mean over seeds and prompts, and a 95% interval from resampling seeds, then prompts."""
     per_seed = [np.asarray(x, float) for x in per_seed if len(x)]
@@ -136,26 +118,47 @@ def boot2(per_seed: list[list[float]], n_boot: int = 2000, seed: int = 0) -> dic
             "n": int(sum(x.size for x in per_seed))}
 
 
+def _metrics(p: dict) -> list[str]:
+    names = p.get("metrics") or DEFAULT_METRICS
+    unknown = [m for m in names if m not in REGISTRY]
+    if unknown:
+        raise SystemExit(f"python -m eval study: error: metrics: {', '.join(unknown)} not registered (eval/metrics)")
+    return names
+
+
+def _arm_runs(p: dict, arm: str) -> list:
+    dirs = [run_dir(p, arm, None)] if arm == "base" else [run_dir(p, arm, s) for s in p["seeds"]]
+    return [load_run(d) for d in dirs if _done(d)]
+
+
 def aggregate(p: dict) -> dict:
+    """Per arm and metric: the pooled value with its two-level interval; per pair of headline
+    arms: the paired difference."""
     arms = (["base"] if p.get("base") else []) + list(p["arms"])
+    metrics = _metrics(p)
+    per_arm = {arm: _arm_runs(p, arm) for arm in arms}
     table = {}
-    for arm in arms:
-        dirs = [run_dir(p, arm, None)] if arm == "base" else [run_dir(p, arm, s) for s in p["seeds"]]
-        dirs = [d for d in dirs if _done(d)]
-        rows = [per_prompt(d) for d in dirs]
-        entry = {"runs": [str(d) for d in dirs]}
-        for key, *_ in METRICS:
-            entry[key] = boot2([[r[key] for r in run.values() if key in r] for run in rows])
-        entry["train_loss"] = _train_loss(dirs)
+    for arm, runs in per_arm.items():
+        entry = {"runs": [str(r.path) for r in runs]}
+        for m in metrics:
+            entry[m] = boot2([list(r.per_prompt(m).values()) for r in runs])
+        entry["train_loss"] = _train_loss(runs)
         table[arm] = entry
-    return table
+    headline = [a for a in (p.get("groups") or {}).get("headline", []) if per_arm.get(a)]
+    diffs = {}
+    for i, a in enumerate(headline):
+        for b in headline[i + 1:]:
+            # seed s of two arms trained on the same subset: the seeds pair too (not the lone base run)
+            paired = "base" not in (a, b)
+            diffs[f"{b} − {a}"] = {m: paired_difference([r.per_prompt(m) for r in per_arm[b]],
+                                                        [r.per_prompt(m) for r in per_arm[a]], paired_seeds=paired)
+                                   for m in metrics}
+    return {"arms": table, "differences": diffs}
 
 
-def _train_loss(dirs: list[Path]) -> float | None:
-    vals = []
-    for d in dirs:
-        stages = json.loads((d / "status.json").read_text()).get("stages", {})
-        vals += [s["train_loss"] for s in stages.values() if s.get("train_loss") is not None]
+def _train_loss(runs: list) -> float | None:
+    vals = [s["train_loss"] for r in runs for s in (r.status.get("stages") or {}).values()
+            if s.get("train_loss") is not None]
     return round(float(np.mean(vals)), 4) if vals else None
 
 
@@ -166,39 +169,58 @@ def fmt(e: dict, pct: bool) -> str:
     return f"{f(e['value'])} [{f(e['low'])}, {f(e['high'])}]"
 
 
-PCT = {"loop", "all_kw", "pref_acc", "coverage"}
+def _pct(metric: str) -> bool:
+    return REGISTRY[metric].aggregation == "rate" or metric == "keywords.coverage"
 
 
-def markdown(p: dict, table: dict, title: str) -> str:
-    label = {"base": "base", "sft": "SFT (5 ep)", "dpo": "DPO (2 ep)", "sft_dpo": "SFT→DPO (3+2 ep)",
-             "sft-e1": "SFT 1 ep", "sft-e3": "SFT 3 ep", "sft-n16": "SFT, 50% data", "dpo-n16": "DPO, 50% data"}
+def _arrow(metric: str) -> str:
+    return {"lower": " ↓", "higher": " ↑"}.get(direction(metric), "")
+
+
+def markdown(p: dict, result: dict, title: str) -> str:
+    table, labels, metrics = result["arms"], p.get("labels") or {}, _metrics(p)
     lines = [f"# {title}", ""]
 
     def block(arms: list[str], head: str) -> None:
         arms = [a for a in arms if a in table]
-        lines.extend([f"## {head}", "", "| metric | " + " | ".join(label.get(a, a) for a in arms) + " |",
+        if not arms:
+            return
+        lines.extend([f"## {head}", "", "| metric | " + " | ".join(labels.get(a, a) for a in arms) + " |",
                       "|---" * (len(arms) + 1) + "|"])
-        for key, _, direction, name in METRICS:
-            arrow = {"lower": " ↓", "higher": " ↑"}.get(direction, "")
-            lines.append(f"| {name}{arrow} | " + " | ".join(fmt(table[a][key], key in PCT) for a in arms) + " |")
+        for m in metrics:
+            lines.append(f"| {m}{_arrow(m)} | " + " | ".join(fmt(table[a][m], _pct(m)) for a in arms) + " |")
         lines.append("| runs (seeds) | " + " | ".join(str(len(table[a]["runs"])) for a in arms) + " |")
         lines.append("")
 
-    g = p["groups"]
-    block(g["headline"], "Headline: base, SFT, DPO, SFT→DPO")
-    block([g["epochs"][k] for k in sorted(g["epochs"])], "SFT epoch sweep (does repetition grow with epochs?)")
-    lc = [arm for m in g["learning_curve"].values() for _, arm in sorted(m.items())]
-    block(lc, "Learning curve: 50% and 100% of the training pairs")
+    g = p.get("groups") or {}
+    block(g.get("headline", []), "Headline")
+    if g.get("epochs"):
+        block([g["epochs"][k] for k in sorted(g["epochs"])], "SFT epoch sweep (does repetition grow with epochs?)")
+    if g.get("learning_curve"):
+        block([arm for m in g["learning_curve"].values() for _, arm in sorted(m.items())], "Learning curve")
+    if result["differences"]:
+        pairs = list(result["differences"])
+        lines.extend(["## Differences between arms (paired over prompts, seeds resampled; * = interval excludes 0)",
+                      "", "| metric | " + " | ".join(pairs) + " |", "|---" * (len(pairs) + 1) + "|"])
+        for m in metrics:
+            cells = []
+            for pair in pairs:
+                d = result["differences"][pair][m]
+                cells.append("–" if d["value"] is None else fmt(d, _pct(m)) + (" *" if d["excludes_zero"] else ""))
+            lines.append(f"| {m}{_arrow(m)} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 
 def cmd_report(a) -> int:
     p = plan(a.plan)
-    table = aggregate(p)
+    result = aggregate(p)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps({"plan": p, "table": table}, indent=1) + "\n", encoding="utf-8")
-    md = markdown(p, table, a.title)
+    (out / "study.json").write_text(json.dumps({"plan": p, "table": result["arms"],
+                                                "differences": result["differences"]}, indent=1) + "\n",
+                                    encoding="utf-8")
+    md = markdown(p, result, a.title)
     (out / "tables.md").write_text(md, encoding="utf-8")
     print(md)
     print(f"study: wrote {out / 'study.json'} and {out / 'tables.md'}")

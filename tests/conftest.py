@@ -68,3 +68,28 @@ def train_tiny(tmp_path, *overrides: str) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# a run that saves a checkpoint at step 3 of 6: interrupted ones resume from there
+RESUMABLE = ("data.limit=24", "train.max_steps=6", "train.save_steps=3", "method.sft.learning_rate=5e-3")
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory) -> Path:
+    """RESUMABLE trained in one go: what every interrupted and resumed run must end up as."""
+    return train_tiny(tmp_path_factory.mktemp("uninterrupted"), *RESUMABLE, "name=full")
+
+
+def losses(run, stage, key="loss"):
+    return [r[key] for r in read_jsonl(run / "metrics.jsonl") if r["stage"] == stage and key in r]
+
+
+def assert_resumed_like(part: Path, full: Path, stage: str = "sft") -> None:
+    """A resumed run logged the same losses as the uninterrupted one, no step twice or missing,
+    and ended with the same weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    assert losses(part, stage) == losses(full, stage)
+    a, b = load_file(full / "adapter_model.safetensors"), load_file(part / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

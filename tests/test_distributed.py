@@ -63,3 +63,40 @@ def test_shipped_accelerate_configs_parse(config):
     assert c["distributed_type"] in ("MULTI_GPU", "FSDP") and c["num_processes"] >= 2
     if "multinode" in config:
         assert c["num_machines"] == 2 and c["main_process_ip"] and c["main_process_port"]
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """A scheduler (or a person) may signal one process only: the ranks agree through an
+    all-reduce at the step boundary, so both save the same checkpoint and stop together."""
+    import signal
+    import time
+
+    import psutil
+
+    run = tmp_path / "ddp-term"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "conf" / "accelerate" / "ddp.yaml"),
+           "--num_processes", "2", "-m", "train", *TINY, "device=cpu", f"out_dir={tmp_path}", "data.limit=48",
+           "train.batch_size=2", "train.max_steps=12", "train.save_steps=100", "name=ddp-term"]
+    # stdout apart from stderr: the rank lines must not land behind a progress bar
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        launcher = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
+        try:
+            deadline = time.monotonic() + 300
+            while not ((run / "metrics.jsonl").exists() and b"\n" in (run / "metrics.jsonl").read_bytes()):
+                assert launcher.poll() is None and time.monotonic() < deadline, (tmp_path / "err.txt").read_text()[-3000:]
+                time.sleep(0.05)
+            (rank1,) = [p for p in psutil.Process(launcher.pid).children(recursive=True)
+                        if p.environ().get("RANK") == "1"]
+            rank1.send_signal(signal.SIGTERM)  # rank 1 only; rank 0 hears of it through the all-reduce
+            launcher.wait(timeout=300)
+        finally:
+            launcher.kill()
+    text, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    ranks = {int(m[0]): m[1:] for m in RANK_LINE.findall(text)}
+    assert set(ranks) == {0, 1}, text[-3000:] + err[-3000:]
+    assert ranks[0] == ranks[1] and int(ranks[0][1]) < 12  # same step, loss and weights: stopped together, early
+    step = ranks[0][1]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and f"SIGTERM at sft step {step};" in status["error"]
+    assert (run / "checkpoints" / "sft" / f"checkpoint-{step}" / "complete.json").is_file()
+    assert f"interrupted: SIGTERM at sft step {step}; checkpoint saved in" in err

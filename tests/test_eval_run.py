@@ -32,12 +32,31 @@ def test_generate_writes_one_row_per_held_out_prompt(sft_dpo_run):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = read_jsonl(sft_dpo_run / "generations.jsonl")
     assert [row["id"] for row in rows] == ["kw-t-001", "kw-t-002", "kw-t-003", "kw-t-004", "kw-t-005"]
-    assert all(set(row) == {"id", "prompt", "text", "keywords", "reference"} for row in rows)
+    assert all(set(row) == {"id", "prompt_id", "sample", "prompt", "text", "stopped", "new_tokens", "keywords",
+                            "reference"} for row in rows)
+    assert all(row["prompt_id"] == row["id"] and row["sample"] == 0 for row in rows)
+    # a random tiny model rarely says <end_of_turn> within 8 tokens: an answer that did not stop used them all
+    assert all(row["stopped"] or row["new_tokens"] == 8 for row in rows)
     assert rows[0]["keywords"] == ["등대", "편지", "새벽"] and rows[0]["prompt"].startswith("다음 세 키워드")
     # and the score command reads them as they are
     s = run_cli("eval", "score", sft_dpo_run / "generations.jsonl", "--out", sft_dpo_run / "scores.json")
     assert s.returncode == 0, s.stderr
     assert json.loads((sft_dpo_run / "scores.json").read_text())["summary"]["keywords.coverage"]["n"] == 5
+
+
+def test_several_samples_per_prompt(tmp_path):
+    r = run_cli("eval", "generate", "model=tiny", "data=keywords", f"out_dir={tmp_path}", "limit=2",
+                "generate.max_new_tokens=4", "generate.do_sample=true", "generate.num_samples=3",
+                "generate.top_k=64", "generate.temperature=1.0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = read_jsonl(tmp_path / "base-tiny-keywords" / "generations.jsonl")
+    assert [(row["id"], row["prompt_id"], row["sample"]) for row in rows] == [
+        (f"kw-t-00{p}/{k}", f"kw-t-00{p}", k) for p in (1, 2) for k in range(3)]
+    assert len({row["text"] for row in rows}) > 1  # sampled: the answers differ
+    summary = json.loads((tmp_path / "base-tiny-keywords" / "scores.json").read_text())["summary"]
+    assert summary["repetition.degenerate"]["n"] == 6 and summary["repetition.degenerate"]["clusters"] == 2
+    r = run_cli("eval", "generate", "model=tiny", "data=keywords", f"out_dir={tmp_path}", "generate.num_samples=2")
+    assert r.returncode == 2 and "generate.num_samples: several samples per prompt need generate.do_sample=true" in r.stderr
 
 
 def test_base_model_gets_its_own_run_like_directory(tmp_path):
@@ -92,9 +111,38 @@ def test_preference_json(sft_dpo_run):
     r = run_cli("eval", "preference", f"run={sft_dpo_run}", "limit=4")
     assert r.returncode == 0, r.stderr[-2000:]
     p = json.loads((sft_dpo_run / "preference.json").read_text())
-    assert p["method"] == "implicit_reward" and p["n"] == 4 and p["beta"] == 0.1
+    assert p["method"] == "summed_logprob" and p["n"] == 4 and p["beta"] == 0.1
+    assert p["implicit_reference"] == "SFT result"
     assert p["accuracy"]["value"] == sum(row["correct"] for row in p["rows"]) / 4
-    assert {"accuracy", "margin", "heldout_nll"} <= set(p) and p["heldout_nll"]["direction"] == "lower"
+    assert p["implicit_accuracy"]["value"] == sum(row["implicit_correct"] for row in p["rows"]) / 4
+    assert {"accuracy", "margin", "heldout_nll", "accuracy_per_token", "length_baseline"} <= set(p)
+    assert p["heldout_nll"]["direction"] == "lower" and p["length_baseline"]["direction"] is None
+    # the length-only baseline: the shipped keyword test pairs' chosen answers are the longer ones
+    assert all(row["length_baseline"] == (row["chosen_chars"] > row["rejected_chars"]) for row in p["rows"])
+
+
+def test_one_preference_rule_for_every_arm(sft_dpo_run, tmp_path):
+    """The base model and a DPO-trained run are scored by the same summed log-prob margin, which
+    is exactly log π(chosen) − log π(rejected) under each one's own policy."""
+    from eval.generate import heldout
+    from eval.preference import completion_tokens, sequence_logps
+    from eval.runs import _from_run, load_policy
+
+    base_out = tmp_path / "runs"
+    assert run_cli("eval", "preference", "model=tiny", "data=keywords", f"out_dir={base_out}", "limit=3").returncode == 0
+    assert run_cli("eval", "preference", f"run={sft_dpo_run}", "limit=3").returncode == 0
+    for d in (base_out / "base-tiny-keywords", sft_dpo_run):
+        p = json.loads((d / "preference.json").read_text())
+        assert p["method"] == "summed_logprob"
+        t = _from_run(d)
+        tok, model = load_policy(t, "cpu")
+        pair = heldout(t, 1)[0]
+        (c, nc), (r, nr) = (sequence_logps(model, tok, [completion_tokens(tok, pair["prompt"], pair[k], 1024)], 1, "cpu")
+                            for k in ("chosen", "rejected"))
+        row = p["rows"][0]
+        assert row["margin"] == pytest.approx(c[0] - r[0], abs=1e-3)
+        assert row["margin_per_token"] == pytest.approx(c[0] / nc[0] - r[0] / nr[0], abs=1e-4)
+        assert ("implicit_margin" in row) == (t.method == "sft_dpo")
 
 
 def test_eval_of_an_unfinished_or_missing_run_fails_in_one_line(tmp_path):
@@ -122,3 +170,21 @@ def test_generate_score_report_end_to_end(sft_dpo_run, tmp_path):
     for metric in ("keywords.coverage", "repetition.degenerate", "preference.accuracy", "preference.heldout_nll"):
         assert metric in md
     assert html.count("<svg") >= 3 and "kw-t-001" in html  # plots and the side-by-side samples
+
+
+def test_a_run_trained_before_a_new_training_key_stays_readable(sft_dpo_run, tmp_path):
+    """The eval types only the sections it needs: a run whose config.yaml predates a later
+    train.* key (here train.sigterm_grace_s) is evaluated, not refused."""
+    import shutil
+
+    import yaml
+
+    from eval.runs import _from_run
+
+    old = tmp_path / "old-run"
+    shutil.copytree(sft_dpo_run, old)
+    conf = yaml.safe_load((old / "config.yaml").read_text())
+    del conf["train"]["sigterm_grace_s"]
+    (old / "config.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True))
+    t = _from_run(old)
+    assert (t.method, t.peft, t.beta) == ("sft_dpo", "lora", 0.1) and t.data.name == "keywords"

@@ -37,11 +37,14 @@ PAIR_FORMATS = {
     "hh transcript": lambda i: {"chosen": f"\n\nHuman: q{i}\n\nAssistant: good {i}",
                                 "rejected": f"\n\nHuman: q{i}\n\nAssistant: bad {i}"},
     "implicit message lists": lambda i: {"chosen": [u(f"q{i}"), a(f"good {i}")], "rejected": [u(f"q{i}"), a(f"bad {i}")]},
+    "implicit plain strings": lambda i: {"chosen": f"The sky {i} is blue.", "rejected": f"The sky {i} is green."},
 }
 SFT_FORMATS = {
     "openai-chat with weight 0": lambda i: {"messages": [SYS, u("hi"), a("context", weight=0), u(f"q{i}"), a(f"answer {i}")]},
     "prompt-completion": lambda i: {"prompt": f"q{i}", "completion": f"answer {i}"},
     "input-output (alpaca)": lambda i: {"instruction": "do", "input": f"x{i}", "output": f"y{i}"},
+    "unpaired, label true": lambda i: {"prompt": f"q{i}", "completion": f"answer {i}", "label": True},
+    "unpaired conversational, label true": lambda i: {"prompt": [SYS, u(f"q{i}")], "completion": [a(f"answer {i}")], "label": True},
 }
 
 
@@ -196,3 +199,20 @@ def test_exported_file_is_plain_jsonl(tmp_path):
     _, out = export(tmp_path, src, "openai-dpo")
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 10 and all(json.loads(x)["input"]["messages"][0] == SYS for x in lines)
+
+
+@pytest.mark.parametrize("to, record, reason", [
+    ("openai-sft", {"text": "The sky is blue."},
+     "a language-modeling 'text' record has no chat turns; OpenAI's chat fine-tuning file needs 'messages' with an assistant turn"),
+    ("openai-sft", {"prompt": "q", "completion": "a", "label": False},
+     "'label' is false (not preferred): SFT trains only on completions labelled true (method=kto learns from both)"),
+    ("openai-dpo", {"prompt": "q", "completion": "a", "label": True},
+     "unpaired preference record (prompt/completion/label): --task dpo needs a chosen and a rejected answer to the same "
+     "prompt; train unpaired data with method=kto"),
+])
+def test_what_openai_files_cannot_hold_is_a_bad_record(to, record, reason, tmp_path, capsys):
+    src = write_jsonl(tmp_path / "src.jsonl", [PAIR_FORMATS["trl strings"](i) for i in range(10)] + [record])
+    code, out = export(tmp_path, src, to)
+    assert code == 1 and not out.exists()
+    assert capsys.readouterr().err.splitlines() == [
+        f"{src}:11: error: {reason}", "error: 1 bad record(s), 10 valid; fix them first (nothing written)"]

@@ -80,3 +80,70 @@ def test_train_val_split_on_dataset(tmp_path):
     tr, va = train_val_split(load(p, task="sft"), 0.3, seed=0)
     assert (len(tr), len(va)) == (7, 3)
     assert not {r["messages"][1]["content"] for r in tr} & {r["messages"][1]["content"] for r in va}
+
+
+# --- unpaired preference, language modeling ------------------------------------------------------
+
+UNPAIRED = [
+    {"prompt": "키워드: 별", "completion": "별이 빛난다", "label": True},
+    {"prompt": "키워드: 별", "completion": "별", "label": False},
+    {"text": "바다는 푸르다. 파도가 친다."},
+    {"messages": [{"role": "user", "content": "코드?"}, {"role": "assistant", "content": "print()"}]},
+]
+
+
+def test_sft_never_trains_on_label_false_and_says_so(tmp_path):
+    p = write_jsonl(tmp_path / "d.jsonl", UNPAIRED)
+    seen = []
+    with pytest.raises(DataError, match="1 bad record"):
+        load(p, task="sft", emit=seen.append)
+    reason = "'label' is false (not preferred): SFT trains only on completions labelled true (method=kto learns from both)"
+    assert [str(i) for i in seen] == [f"{p}:2: error: {reason}"]
+    ds, rep = load(p, task="sft", on_error="skip", return_report=True, emit=lambda i: None)
+    assert rep.summary()["records"] == 3 and rep.summary()["rejected"] == 1
+    assert rep.rejected() == [{"path": str(p), "line": 2, "error": reason, "raw": UNPAIRED[1]}]
+    assert "별" not in [m["content"] for r in ds for m in (r["messages"] or [])]  # the false one is nowhere
+    # a text record: its own column, no messages; a chat row: no text
+    assert ds.column_names[:2] == ["messages", "text"]
+    assert [r["text"] for r in ds] == [None, "바다는 푸르다. 파도가 친다.", None]
+    assert ds[0]["messages"][-1] == {"role": "assistant", "content": "별이 빛난다", "weight": 1} and ds[1]["messages"] is None
+    tr, va = train_val_split(ds, 0.34, seed=0)  # the text is a prompt group of its own
+    assert len(tr) + len(va) == 3 and len(va) == 1
+
+
+def test_no_text_column_without_text_records(tmp_path):
+    p = write_jsonl(tmp_path / "d.jsonl", [pair("a")])
+    assert "text" not in load(p, task="sft").column_names
+
+
+def test_dpo_refuses_unpaired_and_text(tmp_path):
+    p = write_jsonl(tmp_path / "d.jsonl", UNPAIRED[:3])
+    seen = []
+    with pytest.raises(DataError):
+        load(p, task="dpo", emit=seen.append)
+    assert [str(i).split(": error: ")[1][:40] for i in seen] == [
+        "unpaired preference record (prompt/compl", "unpaired preference record (prompt/compl",
+        "missing keys 'chosen' and 'rejected': a ",
+    ]
+
+
+def test_kto_rows_from_unpaired_records_and_from_pairs(tmp_path):
+    from datasets import Dataset
+    from trl.data_utils import unpair_preference_dataset
+
+    pairs = [{"prompt": "The sky is", "chosen": " blue.", "rejected": " green."},
+             {"prompt": "The sun is", "chosen": " in the sky.", "rejected": " in the sea."}]
+    p = write_jsonl(tmp_path / "d.jsonl", UNPAIRED[:2] + pairs)
+    ds = load(p, task="kto")
+    assert ds.column_names[:3] == ["prompt", "completion", "label"]
+    text = lambda msgs: msgs[-1]["content"]  # noqa: E731
+    rows = [(text(r["prompt"]), text(r["completion"]), r["label"]) for r in ds]
+    assert rows[:2] == [("키워드: 별", "별이 빛난다", True), ("키워드: 별", "별", False)]
+    # the pairs unpaired as TRL unpairs them (same rows; TRL orders a batch's chosen before its rejected)
+    trl = unpair_preference_dataset(Dataset.from_list(pairs))
+    assert sorted(rows[2:]) == sorted((r["prompt"], r["completion"], r["label"]) for r in trl)
+    assert [r["source"] for r in ds][2:4] == [f"{p}:3", f"{p}:3"]
+    # nothing to label: an error, as for DPO
+    q = write_jsonl(tmp_path / "e.jsonl", UNPAIRED[2:])
+    with pytest.raises(DataError, match="2 bad record"):
+        load(q, task="kto", emit=lambda i: None)

@@ -1,14 +1,13 @@
 """eval/report.py on hand-written run directories: every expectation here is checked by hand.
 
 Four runs: a base model, a clean SFT run, a DPO run whose chosen log-prob falls while its margin
-grows (and whose training data has chosen answers 3x longer than rejected ones), and an SFT run
-that overfits and never finished. One report is built per module (the length-bias check reads
-the data through ``datasets``, a few seconds to import) and the tests read it.
+grows (and whose training data has chosen answers 3x longer than rejected ones, as training
+recorded in its data.json), and an SFT run that overfits and never finished. One report is
+built per module and the tests read it.
 """
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,12 +34,19 @@ def summary(style, degenerate):
     }
 
 
-def pref(acc):
-    return {"accuracy": {"value": acc, "low": acc - 0.1, "high": acc + 0.1, "n": 20, "direction": "higher",
-                         "aggregation": "mean"},
-            "margin": {"value": acc * 2, "low": acc, "high": acc * 3, "n": 20, "direction": "higher",
-                       "aggregation": "mean"},
-            "method": "implicit_reward", "n": 20}
+def pref(acc, implicit=None):
+    out = {"accuracy": {"value": acc, "low": acc - 0.1, "high": acc + 0.1, "n": 20, "direction": "higher",
+                        "aggregation": "rate"},
+           "margin": {"value": acc * 2, "low": acc, "high": acc * 3, "n": 20, "direction": "higher",
+                      "aggregation": "mean"},
+           "length_baseline": {"value": 1.0, "low": 1.0, "high": 1.0, "n": 20, "direction": None, "aggregation": "rate"},
+           "method": "summed_logprob", "n": 20, "n_length_matched": 2,
+           "implicit_reference": None}
+    if implicit is not None:
+        out["implicit_accuracy"] = {"value": implicit, "low": implicit - 0.1, "high": implicit + 0.1, "n": 20,
+                                    "direction": "higher", "aggregation": "rate"}
+        out["implicit_reference"] = "start model"
+    return out
 
 
 def sft_rows(eval_losses):
@@ -69,8 +75,12 @@ def gens(texts):
     return [{"id": f"p{i}", "prompt": f"prompt {i} & <b>", "text": t, "keywords": ["바다"]} for i, t in enumerate(texts)]
 
 
+# chosen 3x the length of rejected, as training writes it into data.json: the length-bias warning fires
+LENGTHS = {"pairs": 3, "chosen_mean": 57.0, "rejected_mean": 19.0, "chosen_longer_share": 1.0, "length_baseline": 1.0}
+
+
 def write_run(root: Path, name: str, method: str, *, status=None, metrics=(), generations=(), scores=None,
-              preference=None, train=("data/pairs.jsonl",)) -> Path:
+              preference=None, train=("data/pairs.jsonl",), lengths=None) -> Path:
     d = root / name
     d.mkdir(parents=True)
     cfg = {"name": name, "method": {"name": method}, "model": {"name": "tiny"}, "peft": {"name": "lora"},
@@ -78,9 +88,12 @@ def write_run(root: Path, name: str, method: str, *, status=None, metrics=(), ge
     (d / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     if status is not None:
         (d / "status.json").write_text(json.dumps({"state": status, "stages": {}, "environment": ENV}))
+        stages = {"sft": {"train_files": {"files": [{"path": "data/pairs.jsonl", "sha256": "f" * 64, "valid": 3,
+                                                     "errors": 0, "warnings": 0, "formats": {"trl": 3}}]}}}
+        if lengths:
+            stages["dpo"] = {"lengths": lengths}
         (d / "data.json").write_text(json.dumps({
-            "stages": {"sft": {"train_files": {"files": [{"path": "data/pairs.jsonl", "sha256": "f" * 64, "valid": 3,
-                                                          "errors": 0, "warnings": 0, "formats": {"trl": 3}}]}}},
+            "stages": stages,
             "test_files": {"files": [{"path": "data/test.jsonl", "sha256": "e" * 64, "valid": 2}], "records": 2}}))
     for fname, rows in (("metrics.jsonl", metrics), ("generations.jsonl", generations)):
         if rows:
@@ -105,7 +118,7 @@ def make_runs(root: Path) -> list[Path]:
         write_run(root, "dpo-run", "dpo", status="done", metrics=dpo_rows(),
                   generations=gens([SCRIPT + " lalala~ lalala", "dpo two"]),
                   scores={"rows": [{"id": "p0", "repetition": {"degenerate": True}}], "summary": summary(0.8, 0.1)},
-                  preference=pref(0.7)),
+                  preference=pref(0.7, implicit=0.9), lengths=LENGTHS),
         write_run(root, "sft-overfit", "sft", status="running", metrics=sft_rows([2.0, 1.5, 1.7]),
                   generations=gens(["over one"]), scores={"rows": [], "summary": summary(0.5, 0.2)}),
     ]
@@ -123,23 +136,13 @@ def fake_loops(text):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(md text, html text, out dir, run dirs); built from inside a cwd holding the DPO data file."""
+    """(md text, html text, out dir, run dirs)."""
     root = tmp_path_factory.mktemp("report")
-    (root / "data").mkdir()
-    # chosen 3x the length of rejected: the length-bias warning must fire for the DPO run
-    pairs = [{"prompt": f"q{i}", "chosen": "long chosen answer " * 3, "rejected": "long chosen answer "}
-             for i in range(3)]
-    (root / "data" / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     runs = make_runs(root / "runs")
-    cwd = os.getcwd()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(report, "marker_spans", fake_markers)
         mp.setattr(report, "loop_spans", fake_loops)
-        os.chdir(root)
-        try:
-            md, page = report.write_report(runs, root / "out")
-        finally:
-            os.chdir(cwd)
+        md, page = report.write_report(runs, root / "out")
     return md.read_text(encoding="utf-8"), page.read_text(encoding="utf-8"), root / "out", runs
 
 
@@ -192,9 +195,11 @@ def test_warnings_name_the_right_runs(built):
     assert not [w for w in warns if "sft-clean" in w or "base-model" in w]
 
 
-def test_no_length_warning_when_train_file_is_elsewhere(tmp_path, monkeypatch):
+def test_length_warning_reads_data_json_not_the_data(tmp_path):
     runs = make_runs(tmp_path / "runs")
-    monkeypatch.chdir(tmp_path)  # data/pairs.jsonl does not exist here: the check is skipped
+    data = json.loads((runs[2] / "data.json").read_text())
+    del data["stages"]["dpo"]  # a run made before training recorded lengths: nothing to warn about
+    (runs[2] / "data.json").write_text(json.dumps(data))
     md, _ = report.write_report(runs, tmp_path / "out")
     text = md.read_text(encoding="utf-8")
     assert "likelihood displacement" in text and "longer than the rejected" not in text
@@ -287,7 +292,7 @@ def test_no_highlighters_no_marks(monkeypatch):
 
 def test_html_inline_svg_and_offline(built):
     md, page, out, _ = built
-    assert page.count("<svg") == 8  # loss, dpo rewards, 6 metric bars
+    assert page.count("<svg") == 5  # loss, dpo rewards, 3 metric bars (style.score, degenerate rate, accuracy)
     assert "<svg" not in md and "<?xml" not in page
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page)
     assert "<link" not in page and "<img" not in page
@@ -368,5 +373,5 @@ def test_report_renders_in_chromium(built, tmp_path):
             assert img.size == (1280, 2000)
             assert len(img.convert("RGB").getcolors(maxcolors=1 << 20) or [0] * 2) > 50  # text, plots, colours
     dom = chromium(tmp_path, "--dump-dom", url).stdout
-    assert dom.count("<svg") == page.count("<svg") == 8
+    assert dom.count("<svg") == page.count("<svg") == 5
     assert "Run comparison" in dom and "&lt;script&gt;" in dom

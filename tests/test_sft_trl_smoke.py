@@ -30,3 +30,23 @@ def test_sft_lora_trains_on_assistant_tokens_only(tmp_path):
     assert losses[-1] < losses[0] - 0.1
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed and all("lora_" in n for n in changed)
+
+
+def test_a_text_record_is_tokenized_as_trl_does_and_trained_on_every_token(tmp_path):
+    """TRL's language-modeling type (``{"text": ...}``): TRL's own preparation of the raw text and
+    our pre-tokenized row give the same ids, and the labels SFTTrainer builds cover every token."""
+    from datasets import Dataset
+
+    from train.sft_data import tokenize_text
+
+    tok, model = load_model(compose_model("tiny"))
+    args = SFTConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, save_strategy="no", max_length=64)
+    ours = tokenize_text(tok, "The sky is blue.", 64)
+    assert tok.decode(ours["input_ids"]) == "The sky is blue.<eos>"
+    trl_own = SFTTrainer(model=model, args=args, processing_class=tok,
+                         train_dataset=Dataset.from_list([{"text": "The sky is blue."}])).train_dataset[0]
+    assert trl_own["input_ids"] == ours["input_ids"]
+    trainer = SFTTrainer(model=model, args=args, processing_class=tok, train_dataset=Dataset.from_list([ours]))
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    assert batch["labels"].tolist() == batch["input_ids"].tolist() and -100 not in batch["labels"].tolist()[0]
+    assert len(batch["labels"][0]) == len(ours["input_ids"]) == 17

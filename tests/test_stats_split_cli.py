@@ -31,3 +31,24 @@ def test_split_writes_trl_files(tmp_path):
     assert (len(tr), len(va)) == (8, 2)
     # the written files are themselves valid input
     assert run_cli("data", "validate", tmp_path / "out" / "train.jsonl", "--task", "dpo").returncode == 0
+
+
+def test_stats_and_split_of_unpaired_and_text_records(tmp_path):
+    unpaired = [{"prompt": f"q{i}", "completion": "abc", "label": i % 2 == 0} for i in range(10)]
+    p = write_jsonl(tmp_path / "kto.jsonl", unpaired)
+    s = json.loads(run_cli("data", "stats", p).stdout)
+    assert s["unpaired"] == {"label_true": 5, "label_false": 5, "completion_length": {"p5": 3, "p50": 3, "p95": 3, "p100": 3}}
+    # the data decides the task: all unpaired -> KTO rows, which read back as unpaired records
+    r = run_cli("data", "split", p, "--val-fraction", "0.2", "--out-dir", tmp_path / "kto")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("data", "validate", tmp_path / "kto" / "train.jsonl", "--task", "kto").returncode == 0
+    # mixed with a text: SFT rows, so the false labels are refused, not written
+    q = write_jsonl(tmp_path / "mixed.jsonl", unpaired + [{"text": "바다는 푸르다"}])
+    r = run_cli("data", "split", q, "--out-dir", tmp_path / "sft")
+    assert r.returncode == 1 and r.stderr.count("'label' is false (not preferred)") == 5
+    assert not (tmp_path / "sft").exists()
+    q = write_jsonl(tmp_path / "mixed.jsonl", unpaired[::2] + [{"text": "바다는 푸르다"}])
+    assert run_cli("data", "split", q, "--val-fraction", "0", "--out-dir", tmp_path / "sft").returncode == 0
+    rows = [json.loads(x) for x in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()]
+    assert rows[-1]["text"] == "바다는 푸르다" and "messages" not in rows[-1] and "text" not in rows[0]
+    assert run_cli("data", "validate", tmp_path / "sft" / "train.jsonl", "--task", "sft").returncode == 0

@@ -19,28 +19,33 @@ def test_two_level_bootstrap_widens_with_disagreeing_seeds():
     assert boot2([[]])["value"] is None
 
 
-def _fake_run(d, loops: list[bool], correct: list[bool], state="done"):
+def _fake_run(d, loops: list[bool], correct: list[bool], state="done", samples=1):
+    """A finished run: ``loops`` per prompt (each prompt's ``samples`` answers alike)."""
     d.mkdir(parents=True)
     ids = [f"kw-t-{i:03d}" for i in range(len(loops))]
     (d / "status.json").write_text(json.dumps({"state": state, "stages": {"sft": {"train_loss": 1.5}}}))
-    rows = [{"id": i, "repetition": {"degenerate": lp, "seq_rep_4": 0.5 if lp else 0.0, "distinct_2": 0.9},
-             "keywords": {"coverage": 1.0, "all_present": True}} for i, lp in zip(ids, loops)]
+    rows = [{"id": f"{i}/{k}", "prompt_id": i,
+             "repetition": {"degenerate": lp, "seq_rep_4": 0.5 if lp else 0.0, "distinct_2": 0.9},
+             "keywords": {"coverage": 1.0, "all_present": True}} for i, lp in zip(ids, loops) for k in range(samples)]
     (d / "scores.json").write_text(json.dumps({"rows": rows}))
-    (d / "generations.jsonl").write_text("".join(json.dumps({"id": i, "text": "가나다"}) + "\n" for i in ids))
+    (d / "generations.jsonl").write_text("".join(json.dumps({"id": r["id"], "prompt_id": r["prompt_id"],
+                                                              "text": "가나다"}) + "\n" for r in rows))
     (d / "preference.json").write_text(json.dumps({"rows": [{"id": i, "correct": c, "nll": 2.0, "margin": 0.1}
                                                             for i, c in zip(ids, correct)]}))
 
 
 def test_report_pools_the_seeds_of_each_arm(tmp_path):
     plan = {"seeds": [0, 1], "runs_dir": str(tmp_path / "runs"), "base": True,
-            "arms": {"sft": [], "dpo": []}, "eval": [],
+            "arms": {"sft": [], "dpo": []}, "eval": [], "labels": {"sft": "SFT (5 ep)"},
+            "metrics": ["repetition.degenerate", "preference.accuracy"],
             "groups": {"headline": ["base", "sft", "dpo"], "epochs": {5: "sft"}, "learning_curve": {}}}
     runs = tmp_path / "runs"
-    _fake_run(runs / "base-trim", [False] * 4, [True, False, True, False])
-    _fake_run(runs / "s004cpu-sft-s0", [True, True, False, False], [True] * 4)
-    _fake_run(runs / "s004cpu-sft-s1", [True, True, True, True], [True] * 4)
-    _fake_run(runs / "s004cpu-dpo-s0", [False] * 4, [True] * 4)
-    _fake_run(runs / "s004cpu-dpo-s1", [False] * 4, [True] * 4, state="stopped")  # unfinished: left out
+    _fake_run(runs / "base-trim", [False] * 12, [True, False] * 6)
+    # three samples per prompt: the pooled value is still the mean over prompts
+    _fake_run(runs / "s004cpu-sft-s0", [True] * 6 + [False] * 6, [True] * 12, samples=3)
+    _fake_run(runs / "s004cpu-sft-s1", [True] * 12, [True] * 12)
+    _fake_run(runs / "s004cpu-dpo-s0", [False] * 12, [True] * 12)
+    _fake_run(runs / "s004cpu-dpo-s1", [False] * 12, [True] * 12, state="stopped")  # unfinished: left out
     conf = tmp_path / "conf" / "study"
     conf.mkdir(parents=True)
     import eval.study as study
@@ -51,12 +56,17 @@ def test_report_pools_the_seeds_of_each_arm(tmp_path):
         assert study.main(["report", "--plan", "t", "--out", str(tmp_path / "rep")]) == 0
     finally:
         study.ROOT = root
-    table = json.loads((tmp_path / "rep" / "study.json").read_text())["table"]
-    assert table["sft"]["loop"]["value"] == 0.75 and table["sft"]["loop"]["seeds"] == 2
-    assert table["dpo"]["loop"]["seeds"] == 1 and len(table["dpo"]["runs"]) == 1
-    assert table["base"]["pref_acc"]["value"] == 0.5
+    result = json.loads((tmp_path / "rep" / "study.json").read_text())
+    table = result["table"]
+    loop = table["sft"]["repetition.degenerate"]
+    assert loop["value"] == 0.75 and loop["seeds"] == 2 and loop["n"] == 24  # 12 prompts per seed, not 48 rows
+    assert table["dpo"]["repetition.degenerate"]["seeds"] == 1 and len(table["dpo"]["runs"]) == 1
+    assert table["base"]["preference.accuracy"]["value"] == 0.5
+    # sft loops on 75% of the prompts, dpo on none; paired over the same 12 prompts
+    d = result["differences"]["dpo − sft"]["repetition.degenerate"]
+    assert d["value"] == -0.75 and d["prompts"] == 12 and d["high"] < 0 and d["excludes_zero"]
     md = (tmp_path / "rep" / "tables.md").read_text()
-    assert "| degenerate-loop rate ↓ | 0% [0%, 0%] | 75% [" in md
+    assert "| repetition.degenerate ↓ | 0% [0%, 0%] | 75% [" in md and "| metric | base | SFT (5 ep) | dpo |" in md
 
 
 def test_unknown_plan_is_one_line(tmp_path):

@@ -7,17 +7,22 @@ import math
 
 import pytest
 import torch
-from conftest import ROOT, compose_model, read_jsonl, train_tiny, write_jsonl
+from conftest import (
+    RESUMABLE,
+    ROOT,
+    assert_resumed_like,
+    compose_model,
+    losses,
+    read_jsonl,
+    train_tiny,
+    write_jsonl,
+)
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from train.rundir import RunExists, TrainingDiverged
 
 LOSS_MOVES = ("train.max_steps=8", "data.limit=16")
-
-
-def losses(run, stage, key="loss"):
-    return [r[key] for r in read_jsonl(run / "metrics.jsonl") if r["stage"] == stage and key in r]
 
 
 def test_sft_run_directory_contract(tmp_path):
@@ -146,21 +151,17 @@ def test_an_existing_run_is_never_overwritten_silently(tmp_path):
     assert (run / "adapter_model.safetensors").read_bytes() != before
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
-    args = ("data.limit=24", "train.max_steps=6", "train.save_steps=3", "method.sft.learning_rate=5e-3")
-    full = train_tiny(tmp_path, *args, "name=full")
-    part = train_tiny(tmp_path, *args, "name=part", "train.stop_at_step=3")
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, uninterrupted):
+    part = train_tiny(tmp_path, *RESUMABLE, "name=part", "train.stop_at_step=3")
     status = json.loads((part / "status.json").read_text())
     assert status["state"] == "stopped" and not (part / "adapter_model.safetensors").exists()
-    assert (part / "checkpoints" / "sft" / "checkpoint-3").is_dir()
+    assert (part / "checkpoints" / "sft" / "checkpoint-3" / "complete.json").is_file()
     with pytest.raises(RunExists, match=r"stopped before the end"):
-        train_tiny(tmp_path, *args, "name=part")
+        train_tiny(tmp_path, *RESUMABLE, "name=part")
     with pytest.raises(RunExists, match=r"^method\.sft\.learning_rate: 0\.001 differs"):
-        train_tiny(tmp_path, *args, "name=part", "resume=true", "method.sft.learning_rate=1e-3")
-    train_tiny(tmp_path, *args, "name=part", "resume=true")
-    assert losses(part, "sft") == losses(full, "sft")  # no step logged twice, none missing
-    a, b = load_file(full / "adapter_model.safetensors"), load_file(part / "adapter_model.safetensors")
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+        train_tiny(tmp_path, *RESUMABLE, "name=part", "resume=true", "method.sft.learning_rate=1e-3")
+    train_tiny(tmp_path, *RESUMABLE, "name=part", "resume=true")
+    assert_resumed_like(part, uninterrupted)  # no step logged twice, none missing, same weights
 
 
 def test_a_nan_loss_stops_the_run_with_a_clear_message(tmp_path):

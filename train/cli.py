@@ -1,5 +1,6 @@
 """Turns every expected failure into one line and an exit code (no traceback):
-2 = bad configuration, 1 = bad data / missing model / diverged / run exists."""
+2 = bad configuration, 1 = bad data / missing model / diverged / run exists / the run directory
+cannot be written (full disk), 130 = Ctrl-C, 143 = SIGTERM (checkpoint saved)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ def run_from_hydra(cfg) -> int:
 
     from .config import ConfigError, typed
     from .models import ModelNotFound
-    from .rundir import RunExists, TrainingDiverged
+    from .preempt import EXIT_SIGTERM
+    from .rundir import Interrupted, RunExists, RunWriteError, TrainingDiverged
 
     try:
         config = typed(cfg)  # before any data or model is touched
@@ -26,10 +28,13 @@ def run_from_hydra(cfg) -> int:
         print(f"data error: {e}", file=sys.stderr)
     except ModelNotFound as e:
         print(f"model error: {e}", file=sys.stderr)
-    except RunExists as e:
+    except (RunExists, RunWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
     except TrainingDiverged as e:
         print(f"\ntraining stopped: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("interrupted; continue with resume=true", file=sys.stderr)
         return 130

@@ -120,6 +120,7 @@ class TrainConfig:
     gradient_checkpointing: bool = MISSING
     packing: bool = MISSING
     stop_at_step: Optional[int] = MISSING
+    sigterm_grace_s: float = MISSING
 
 
 @dataclass
@@ -246,6 +247,7 @@ class Config:
             raise ConfigError(f"train.eval_steps: {t.eval_steps} is negative (0 = no evaluation)")
         if t.warmup < 0:
             raise ConfigError(f"train.warmup: {t.warmup} is negative")
+        _positive("train.sigterm_grace_s", t.sigterm_grace_s)
         for key in ("stop_at_step", "early_stopping_patience", "save_total_limit"):
             v = getattr(t, key)
             if v is not None:

@@ -4,6 +4,7 @@ it for ``data.json``. One function per task; ``sft_dpo`` asks for both from the 
 from __future__ import annotations
 
 from data import load, read, train_val_split
+from data.stats import length_figures
 
 from .config import Config
 
@@ -29,6 +30,10 @@ def prepare(cfg: Config, task: str):
     if keep < n_all:
         # a seeded choice, nested across fractions (the 50% subset lies inside the 100% one)
         train = train.shuffle(seed=cfg.seed).select(range(keep))
+    if task == "dpo":
+        # what the report's length-bias warning reads (characters of the answers actually trained on)
+        chars = lambda msgs: sum(len(m.get("content") or "") for m in msgs)  # noqa: E731
+        desc["lengths"] = length_figures([chars(c) for c in train["chosen"]], [chars(r) for r in train["rejected"]])
     desc["split"] = {"train": len(train), "validation": len(val) if val is not None else 0,
                      "train_before_subset": n_all, "val_fraction": d.val_fraction if not d.val else None,
                      "fraction": d.fraction, "limit": d.limit, "seed": cfg.seed}

@@ -12,16 +12,21 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import time
 
 from .config import Config
+from .preempt import Preemption, agree
 from .rundir import (
+    Interrupted,
     RunDir,
+    RunWriteError,
     TrainingDiverged,
     environment,
+    last_complete_checkpoint,
     metrics_callback,
     steady_step_seconds,
-    stop_callback,
+    step_control,
 )
 
 log = logging.getLogger("sftdpo")
@@ -48,28 +53,51 @@ def run(cfg: Config) -> int:
     tok = load_tokenizer(cfg.model)
     trim.install()  # compact scoring of TRL's fused LM head on CPU (exact; see train/trim.py)
     keep = trim.vocabulary(tok, trim.data_files(cfg.data), cfg.data.columns) if cfg.model.trim_vocab else None
-    state.wait_for_everyone()  # every rank has checked before rank 0 creates anything
-    run.open()
-    try:
-        run.status.update(world_size=state.num_processes, device=device, environment=environment())
-        run.write_json("data.json", {
-            "stages": {task: {k: v for k, v in d[2].items() if k != "rejected"} for task, d in data.items()},
-            "test_files": describe_test(cfg, stages[-1]),
-        })
-        run.write_jsonl("rejected.jsonl", [r for d in data.values() for r in d[2]["rejected"]])
-        if keep is not None:
-            run.write_vocab(keep, len(tok), trim.data_files(cfg.data))
-        log.info("run %s: %s on %s, %d process(es)", run.path, cfg.method.name, device, state.num_processes)
-        return _train(cfg, run, tok, {task: d[:2] for task, d in data.items()}, device, keep)
-    except TrainingDiverged as e:
-        run.status.update(state="diverged", error=str(e))
-        run.save_status()
-        raise
-    finally:
-        run.close()
+    # the SIGTERM handler is in place on every rank before status.json first exists
+    with Preemption(cfg.train.sigterm_grace_s, lambda: _out_of_grace(cfg, run)) as preemption:
+        state.wait_for_everyone()  # every rank has checked before rank 0 creates anything
+        try:
+            run.open()
+            run.status.update(world_size=state.num_processes, device=device, environment=environment())
+            run.write_json("data.json", {
+                "stages": {task: {k: v for k, v in d[2].items() if k != "rejected"} for task, d in data.items()},
+                "test_files": describe_test(cfg, stages[-1]),
+            })
+            run.write_jsonl("rejected.jsonl", [r for d in data.values() for r in d[2]["rejected"]])
+            if keep is not None:
+                run.write_vocab(keep, len(tok), trim.data_files(cfg.data))
+            log.info("run %s: %s on %s, %d process(es)", run.path, cfg.method.name, device, state.num_processes)
+            return _train(cfg, run, tok, {task: d[:2] for task, d in data.items()}, device, keep, preemption)
+        except (Exception, KeyboardInterrupt) as e:
+            run.finish(*_ending(e))
+            raise
+        finally:
+            run.close()
 
 
-def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[int] | None = None) -> int:
+def _ending(e: BaseException) -> tuple[str, str]:
+    """(state, reason) for status.json when the run ends by an exception."""
+    if isinstance(e, TrainingDiverged):
+        return "diverged", str(e)
+    if isinstance(e, Interrupted):
+        return "interrupted", str(e)
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", "Ctrl-C; resume=true continues from the last complete checkpoint"
+    if isinstance(e, RunWriteError):
+        return "failed", str(e)
+    first = (str(e).strip().splitlines() or [""])[0]
+    return "failed", f"{type(e).__name__}: {first}"
+
+
+def _out_of_grace(cfg: Config, run: RunDir) -> None:
+    """SIGTERM's grace period ran out before a checkpoint was saved (see train.preempt)."""
+    why = (f"SIGTERM: no checkpoint within train.sigterm_grace_s={cfg.train.sigterm_grace_s:g} s; "
+           "resume=true continues from the last complete checkpoint")
+    run.finish("interrupted", why)
+    print(f"interrupted: {why}", file=sys.stderr, flush=True)
+
+
+def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[int] | None, preemption) -> int:
     from transformers import set_seed
 
     stages = STAGES[cfg.method.name]
@@ -83,7 +111,10 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[in
             continue
         if model is None:
             model = build_model(cfg, device, tok, run.output(stages[i - 1], False) if i else None, keep)
-        model, finished = train_stage(cfg, run, stage, tok, model, *data[stage], final=final)
+        model, finished = train_stage(cfg, run, stage, tok, model, *data[stage], final=final, preemption=preemption)
+        if not final and agree(preemption.requested):
+            raise Interrupted(f"SIGTERM after the {stage} stage (saved in {run.output(stage, final)}); "
+                              "continue with resume=true")
         if not finished:
             run.status["state"] = "stopped"
             run.save_status()
@@ -197,17 +228,22 @@ def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
     from peft import PeftModel
     from trl import SFTConfig, SFTTrainer
 
-    from .sft_data import tokenize_weighted, training_template
+    from .sft_data import tokenize_text, tokenize_weighted, training_template
 
     # Pre-tokenized with assistant masks so weight-0 turns are masked too; SFTTrainer
     # takes input_ids + assistant_masks as they are and trains on the mask.
     template = training_template(tok)
+    n = cfg.train.max_length
+
+    def one(r):
+        if r.get("text") is not None:  # language modeling: every token is a target
+            return tokenize_text(tok, r["text"], n)
+        return tokenize_weighted(tok, r["messages"], template, n)
 
     def tokenize(ds):
         if ds is None:
             return None
-        return ds.map(lambda r: tokenize_weighted(tok, r["messages"], template, cfg.train.max_length),
-                      remove_columns=ds.column_names, desc="tokenize")
+        return ds.map(one, remove_columns=ds.column_names, desc="tokenize")
 
     # packing (best-fit, padding-free) packs the labels TRL builds from our masks, so weight-0 and
     # prompt tokens stay untrained; the model's attention kernel keeps the sequences apart (build_model)
@@ -241,39 +277,46 @@ def dpo_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
 TRAINERS = {"sft": sft_trainer, "dpo": dpo_trainer}
 
 
-def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, final: bool):
-    """Train one stage; returns (trained model, finished?)."""
+def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, final: bool, preemption):
+    """Train one stage; returns (trained model, finished?). Raises :class:`Interrupted` when SIGTERM
+    stopped it (after saving a checkpoint) and RunWriteError when the run directory could not take a write."""
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     metrics = metrics_callback(run, stage)
     callbacks = [metrics]
-    if cfg.train.stop_at_step:
-        callbacks.append(stop_callback(cfg.train.stop_at_step))
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
+    control = step_control(run, cfg.train.stop_at_step, preemption)
+    callbacks.append(control)  # last: it sees what the others decided about saving
     trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
 
     resume_from, start_step = None, 0
-    if cfg.resume and os.path.isdir(run.checkpoints(stage)):
-        resume_from = get_last_checkpoint(run.checkpoints(stage))
-    if resume_from:
-        start_step = int(resume_from.rsplit("-", 1)[-1])
-        run.drop_metrics_after(stage, start_step)
-        log.info("%s: resuming from %s", stage, resume_from)
-        _restore_trained_adapter(trainer.model, resume_from)
+    if cfg.resume:
+        resume_from = last_complete_checkpoint(run.checkpoints(stage))
+        start_step = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
+        run.drop_metrics_after(stage, start_step)  # the steps after it are logged again
+        if resume_from:
+            log.info("%s: resuming from %s", stage, resume_from)
+            _restore_trained_adapter(trainer.model, resume_from)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        with run.writing(lambda: control.saving):
+            result = trainer.train(resume_from_checkpoint=resume_from)
+    except (Exception, KeyboardInterrupt) as e:
+        _close_progress_bar(trainer)
+        if isinstance(e, RunWriteError):
+            run.discard(control.saving)
+        raise
     seconds = time.perf_counter() - started
     state = trainer.state
-    finished = not (cfg.train.stop_at_step and state.global_step >= cfg.train.stop_at_step
-                    and state.global_step < state.max_steps)
+    finished = control.stopped_by is None or state.global_step >= state.max_steps
     if finished:
         out = run.output(stage, final)
         if "ref" in getattr(trainer.model, "peft_config", {}):
             # TRL's frozen copy of the SFT adapter (the DPO reference): not part of the result
             trainer.model.delete_adapter("ref")
-        trainer.save_model(str(out))  # adapter or full weights, + tokenizer and chat template
+        with run.writing(out):
+            trainer.save_model(str(out))  # adapter or full weights, + tokenizer and chat template
         world = trainer.args.world_size
         run.status["stages"][stage] = {
             "done": True, "steps": state.global_step, "epochs": state.epoch,
@@ -286,6 +329,9 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         }
         run.save_status()
     _report_rank(trainer, stage)
+    if control.stopped_by == "SIGTERM" and not finished:
+        raise Interrupted(f"SIGTERM at {stage} step {state.global_step}; checkpoint saved in {control.saved}; "
+                          "continue with resume=true")
     return trainer.model, finished
 
 
@@ -300,6 +346,17 @@ def _restore_trained_adapter(model, checkpoint: str) -> None:
             os.path.isfile(os.path.join(checkpoint, f)) for f in ("adapter_model.safetensors", "adapter_model.bin")):
         model.load_adapter(checkpoint, "default", is_trainable=True)
         model.set_adapter("default")
+
+
+def _close_progress_bar(trainer) -> None:
+    """An exception out of trainer.train() leaves transformers' progress bar open, and the one-line
+    message would be printed at the end of the bar's line; close it first."""
+    from transformers.trainer_callback import ProgressCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, ProgressCallback) and cb.training_bar is not None:
+            cb.training_bar.close()
+            cb.training_bar = None
 
 
 def _report_rank(trainer, stage: str) -> None:

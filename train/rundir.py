@@ -1,24 +1,35 @@
 """``runs/<name>/``: the contract the eval report reads.
 
     config.yaml      the fully resolved config          data.json    files, sha256, counts, splits
-    metrics.jsonl    one object per logging step         status.json  stages done, step times, world size
-    train.log        the log                             tensorboard/ events per stage
+    metrics.jsonl    one object per logging step         status.json  state, stages done, step times,
+    train.log        the log                                          world size, the writer's pid + host
+    tensorboard/     events per stage
     adapter (adapter_model.safetensors + adapter_config.json) or full weights, + tokenizer and
     chat template, so peft / transformers load the directory directly;
     sft/             sft_dpo only: the SFT stage's result;  checkpoints/<stage>/  for resume=true
 
 Only the main process writes here; every process runs the existence checks first, so no rank
 races another into "already exists".
+
+Faults leave an honest directory: config.yaml, data.json and status.json are replaced whole
+(temp file + rename), metrics.jsonl grows by whole lines, a checkpoint counts for resuming only
+once its ``complete.json`` is there, and a write that fails (full disk, quota, read-only mount)
+becomes :class:`RunWriteError`: one line, ``failed`` in status.json, resume=true afterwards.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
+import socket
+import threading
 import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -30,7 +41,15 @@ log = logging.getLogger("sftdpo")
 # the root logger (ours) and the libraries whose warnings matter in a post-mortem
 LOGGERS = ("", "transformers", "trl", "peft")
 # keys that may differ between a run and its resumption
-RESUME_FREE = {"resume", "overwrite", "train.stop_at_step"}
+RESUME_FREE = {"resume", "overwrite", "train.stop_at_step", "train.sigterm_grace_s"}
+# Written into checkpoint-N once every rank has saved it. Transformers writes trainer_state.json
+# last, but only rank 0 does, while other ranks may still be writing their RNG state or optimizer
+# shards, and get_last_checkpoint() takes the highest number whatever is inside. A marker written
+# after a barrier is the one rule that covers a kill, a full disk and every rank.
+COMPLETE = "complete.json"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# the states status.json can hold, and what eval shows for a "running" run (see effective_state)
+STATES = ("running", "done", "stopped", "interrupted", "failed", "diverged")
 
 
 class RunExists(Exception):
@@ -39,6 +58,20 @@ class RunExists(Exception):
 
 class TrainingDiverged(Exception):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """SIGTERM: training stopped at a step boundary with a checkpoint (exit 143)."""
+
+
+class RunWriteError(Exception):
+    """Writing into the run directory failed (a full disk, a quota, a read-only mount)."""
+
+    def __init__(self, path, code: int):
+        self.path, self.errno = str(path), code
+        advice = "free space" if code in DISK_FULL else "make it writable"
+        super().__init__(f"cannot write {path}: {os.strerror(code)} ({free_space(path)} free); "
+                         f"{advice} and continue with resume=true")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -58,6 +91,7 @@ class RunDir:
         self.path = Path(cfg.run_dir)
         self.is_main = is_main
         self.status: dict = {"state": "running", "stages": {}}
+        self._log: logging.Handler | None = None
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -69,17 +103,23 @@ class RunDir:
             if cfg.resume:
                 raise RunExists(f"resume: nothing to resume in {p} (start it without resume=true)")
             return
+        status = self._read_status()
+        state = effective_state(status)
+        if state == "running":  # two writers would interleave checkpoints and metrics
+            raise RunExists(f"{p} is being trained right now by pid {status['pid']} on this host; wait for it, or "
+                            f"stop it (kill {status['pid']} saves a checkpoint) and continue with resume=true")
         if cfg.overwrite:
             return
-        status = self._read_status()
         if not cfg.resume:
-            what = "finished" if status.get("state") == "done" else "stopped before the end"
+            what = "finished" if state == "done" else f"stopped before the end: {state}"
             raise RunExists(
                 f"{p} already exists ({what}); resume=true continues it, overwrite=true replaces it, "
                 "name=... starts a new run"
             )
-        if status.get("state") == "done":
+        if state == "done":
             raise RunExists(f"resume: {p} is already finished; overwrite=true retrains it, name=... starts a new run")
+        if state == "running?":
+            log.warning("%s: %s; resuming anyway, so make sure it is stopped", p, state_note(status))
         old = p / "config.yaml"
         if old.exists():
             before = _flat(OmegaConf.to_container(OmegaConf.load(old)))
@@ -94,20 +134,24 @@ class RunDir:
 
     def open(self) -> None:
         """Main process: create the directory (replacing it for overwrite) and write config.yaml."""
+        # who writes status.json, so a reader can tell a crashed run from a running one
+        self.status.update(state="running", **writer())
+        self.status.pop("error", None)  # from the attempt this one resumes
         if not self.is_main:
             return
-        if self.cfg.overwrite and self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.cfg)), encoding="utf-8")
-        self._log = logging.FileHandler(self.path / "train.log", encoding="utf-8")
+        with self.writing(self.path):
+            if self.cfg.overwrite and self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.write_text("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(self.cfg)))
+        self._log = _LogFile(self.path / "train.log", encoding="utf-8")
         self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         for name in LOGGERS:
             logging.getLogger(name).addHandler(self._log)
         self.save_status()
 
     def close(self) -> None:
-        if getattr(self, "_log", None) is not None:
+        if self._log is not None:
             for name in LOGGERS:
                 logging.getLogger(name).removeHandler(self._log)
             self._log.close()
@@ -121,15 +165,33 @@ class RunDir:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def write_json(self, name: str, obj) -> None:
+    @contextmanager
+    def writing(self, where):
+        """Turn a failed write into :class:`RunWriteError`. ``where`` is the path being written,
+        or a function naming it at the moment of the failure; when that gives None, only an error
+        that says the disk is full counts (against the run directory), anything else goes up as is."""
+        try:
+            yield
+        except RunWriteError:
+            raise
+        except Exception as e:
+            path = where() if callable(where) else where
+            code = write_errno(e, path or self.path)
+            if code is None or (path is None and code not in DISK_FULL):
+                raise
+            raise RunWriteError(path or self.path, code) from e
+
+    def write_text(self, name: str, text: str) -> None:
         if self.is_main:
-            (self.path / name).write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            with self.writing(self.path / name):
+                write_atomic(self.path / name, text)
+
+    def write_json(self, name: str, obj) -> None:
+        self.write_text(name, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
     def write_jsonl(self, name: str, rows: list[dict]) -> None:
-        if self.is_main and rows:
-            with open(self.path / name, "w", encoding="utf-8") as f:
-                for r in rows:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if rows:
+            self.write_text(name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def write_vocab(self, keep: list[int], vocab_size: int, files: list[str]) -> None:
         """``vocab.json``: the kept token ids of ``model.trim_vocab`` (eval restricts to the same)."""
@@ -137,10 +199,26 @@ class RunDir:
 
         self.status["trim_vocab"] = {"kept": len(keep), "of": vocab_size}
         if self.is_main:
-            write(self.path / "vocab.json", keep, vocab_size, files)
+            with self.writing(self.path / "vocab.json"):
+                write(self.path / "vocab.json", keep, vocab_size, files)
 
     def save_status(self) -> None:
         self.write_json("status.json", self.status)
+
+    def finish(self, state: str, error: str) -> None:
+        """Record how the run ended, when status.json can still be written. When it cannot (the
+        disk is still full), the last one stays: 'running' by a writer that is gone reads as crashed."""
+        self.status.update(state=state, error=error)
+        try:
+            self.save_status()
+        except (RunWriteError, OSError) as e:
+            log.warning("status.json not updated to %r: %s", state, e)
+
+    def discard(self, checkpoint: str | None) -> None:
+        """Delete a checkpoint cut off while being written: it can never be resumed from, and on a
+        full disk the space it holds is what lets status.json record the failure."""
+        if self.is_main and checkpoint and not (Path(checkpoint) / COMPLETE).exists():
+            shutil.rmtree(checkpoint, ignore_errors=True)
 
     def stage_done(self, stage: str) -> bool:
         return bool(self.status["stages"].get(stage, {}).get("done"))
@@ -157,17 +235,207 @@ class RunDir:
 
     def metric(self, row: dict) -> None:
         if self.is_main:
-            with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            path = self.path / "metrics.jsonl"
+            with self.writing(path):
+                append_line(path, json.dumps(row, ensure_ascii=False))
 
     def drop_metrics_after(self, stage: str, step: int) -> None:
-        """On resume: forget rows logged after the checkpoint we go back to (they will be redone)."""
+        """On resume: forget rows logged after the checkpoint we go back to (they will be redone),
+        and a last line cut off by the kill or the full disk that ended the previous attempt."""
         f = self.path / "metrics.jsonl"
         if not self.is_main or not f.exists():
             return
-        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-        keep = [r for r in rows if not (r.get("stage") == stage and r.get("step", 0) > step)]
-        f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
+        keep = [r for r in read_jsonl(f) if not (r.get("stage") == stage and r.get("step", 0) > step)]
+        self.write_text("metrics.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+
+class _LogFile(logging.FileHandler):
+    """train.log. On a full disk its lines cannot be written either, and logging's default prints
+    a traceback for each of them; the failed write that matters is reported once, by the caller."""
+
+    broken = False
+
+    def emit(self, record):
+        if not self.broken:
+            super().emit(record)
+
+    def handleError(self, record):
+        self.broken = True
+
+
+# --- files that survive a kill -----------------------------------------------------------------
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` whole: a temp file beside it, then a rename, so a reader or a kill sees the
+    old file or the new one, never half of one. By hand: nothing in our stack does this for text."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes before the rename: a power cut cannot leave an empty file
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` whole or not at all: one write() on an O_APPEND descriptor, and a failed or
+    short write (a full disk) is cut back off, so the next line does not glue onto half of this one."""
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path, warn=None) -> list:
+    """The JSON values of a JSON-lines file, blank lines skipped. A last line that has no newline
+    and does not parse was cut off by a kill or a full disk: it is dropped, and ``warn`` (default:
+    the log) says so. Any other bad line raises ValueError naming its line."""
+    *lines, tail = Path(path).read_bytes().split(b"\n")  # tail: after the last newline
+    rows = []
+    for n, raw in enumerate(lines, 1):
+        if raw.strip():
+            try:
+                rows.append(json.loads(raw))
+            except ValueError as e:  # UnicodeDecodeError included
+                raise ValueError(f"{Path(path).name} line {n}: {e}") from None
+    if tail.strip():
+        try:
+            rows.append(json.loads(tail))
+        except ValueError:
+            (warn or log.warning)(f"{path}: line {len(lines) + 1} was cut off mid-write; dropped it")
+    return rows
+
+
+def last_complete_checkpoint(folder: str) -> str | None:
+    """The newest checkpoint-N under ``folder`` that holds :data:`COMPLETE`. Newer ones without it
+    (cut off by a kill or a full disk) are passed over with a warning, never resumed from."""
+    from transformers.trainer_utils import sort_checkpoints
+
+    if not os.path.isdir(folder):
+        return None
+    for ckpt in reversed(sort_checkpoints(folder)):
+        if (Path(ckpt) / COMPLETE).is_file():
+            return ckpt
+        log.warning("%s was not saved completely; not resuming from it", ckpt)
+    return None
+
+
+def mark_complete(checkpoint: str, step: int) -> None:
+    write_atomic(Path(checkpoint) / COMPLETE, json.dumps({"step": step}) + "\n")
+
+
+# --- write failures ----------------------------------------------------------------------------
+
+# safetensors (Rust) keeps the OS error only in its message: "... No space left on device (os error 28)"
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def write_errno(exc: BaseException, path) -> int | None:
+    """The errno behind a failed write, or None when ``exc`` is something else."""
+    e, seen = exc, set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno:
+            return e.errno
+        m = _OS_ERROR.search(str(e))
+        if m:
+            return int(m.group(1))
+        e = e.__cause__ or e.__context__
+    # torch.save's zip writer keeps no errno ("unexpected pos 576 vs 534", "file write failed"):
+    # a full disk is then told by the space left
+    if "inline_container" in str(exc) or "PytorchStreamWriter" in str(exc):
+        return errno.ENOSPC if _free_bytes(path) < 1 << 20 else errno.EIO
+    return None
+
+
+def _free_bytes(path) -> int:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return -1
+
+
+def free_space(path) -> str:
+    """The space left on the filesystem of ``path``, for people ("96.0kB")."""
+    from tqdm import tqdm
+
+    free = _free_bytes(path)
+    return "unknown space" if free < 0 else "0 B" if free == 0 else tqdm.format_sizeof(free, "B", 1024)
+
+
+# --- whether a run is still alive --------------------------------------------------------------
+
+
+def writer() -> dict:
+    """Who writes status.json: pid, host, and the process's start time, because pids are reused
+    (in a container, within minutes) and a pid alone would make a dead run look alive."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_start": _started(os.getpid())}
+
+
+def _started(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int, started: float | None) -> bool:
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
+        return started is None or abs(p.create_time() - started) < 1
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
+
+
+def effective_state(status: dict | None) -> str:
+    """The state to show for a run: status.json's, except for 'running'. A run whose writer is gone
+    (kill -9, the OOM killer, a reboot) is 'crashed'. One written on another host is 'running?':
+    this host cannot see that host's processes. A status.json from before the writer was recorded
+    (no pid) keeps 'running'. ``{}`` or None (no status.json) is 'unknown'."""
+    status = status or {}
+    state = status.get("state") or "unknown"
+    if state != "running" or "pid" not in status:
+        return state
+    if status.get("host") != socket.gethostname():
+        return "running?"
+    return "running" if _alive(status["pid"], status.get("pid_start")) else "crashed"
+
+
+def state_note(status: dict) -> str:
+    """Why :func:`effective_state` differs from status.json's state, for messages ("" if it does not)."""
+    state = effective_state(status)
+    who = f"pid {status.get('pid')} on {status.get('host')}"
+    if state == "crashed":
+        return (f"status.json says running, but its writer ({who}) is gone: killed or crashed; "
+                "resume=true continues from the last complete checkpoint")
+    if state == "running?":
+        return f"status.json says running, written by {who}; this host cannot check whether it still is"
+    return ""
 
 
 def steady_step_seconds(times: list[float]) -> float | None:
@@ -219,17 +487,46 @@ def _synchronize(args) -> None:
         torch.cuda.synchronize(args.device)
 
 
-def stop_callback(at_step: int):
-    """Stop after ``at_step`` optimizer steps with a checkpoint, as an interruption would."""
+def step_control(run: RunDir, stop_at: int | None, preemption):
+    """A TrainerCallback for the step boundary: stop after ``stop_at`` steps (train.stop_at_step)
+    or once SIGTERM came (``preemption.requested``), with a checkpoint either way; and mark each
+    checkpoint complete once every rank has saved it.
+
+    transformers' own ``enable_jit_checkpoint`` saves on SIGTERM too, but on the rank that got the
+    signal alone: under DDP the other ranks go on into the next step's all-reduce and hang. Here
+    every rank all-reduces the flag at each step boundary, so all of them stop at the same step."""
+    from accelerate import PartialState
     from transformers import TrainerCallback
 
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= at_step:
-                control.should_save = True
-                control.should_training_stop = True
+    from .preempt import agree
 
-    return StopAt()
+    class StepControl(TrainerCallback):
+        def __init__(self):
+            self.stopped_by: str | None = None  # "SIGTERM" | "train.stop_at_step"
+            self.saving: str | None = None  # the checkpoint being written, named if writing it fails
+            self.saved: str | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if agree(preemption.requested):
+                self.stopped_by = "SIGTERM"
+            elif stop_at and state.global_step >= stop_at:
+                self.stopped_by = "train.stop_at_step"
+            if self.stopped_by:
+                control.should_save = control.should_training_stop = True
+            if control.should_save:
+                self.saving = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+                if run.is_main:  # written again (resuming at that very step): not complete until it is
+                    with suppress(FileNotFoundError):
+                        os.remove(os.path.join(self.saving, COMPLETE))
+
+        def on_save(self, args, state, control, **kwargs):
+            PartialState().wait_for_everyone()  # every rank has written its part of the checkpoint
+            if run.is_main:
+                with run.writing(self.saving):
+                    mark_complete(self.saving, state.global_step)
+            self.saved, self.saving = self.saving, None
+
+    return StepControl()
 
 
 def environment() -> dict:

@@ -5,6 +5,9 @@ weight-0 assistant turn (context the model reads but must not learn to say). So 
 with TRL's Gemma-3 training template — the one with ``{% generation %}`` markers — ask
 transformers for the assistant mask, and zero the spans of weight-0 turns. SFTTrainer takes
 the resulting ``input_ids`` / ``assistant_masks`` columns as they are (a pre-tokenized dataset).
+
+A language-modeling record (``text``, no turns) is tokenized as TRL's SFT tokenizes its ``text``
+type, and every token is a target.
 """
 
 from __future__ import annotations
@@ -43,3 +46,17 @@ def tokenize_weighted(tok, messages: list[dict], template: str, max_length: int 
     if max_length is not None:
         ids, mask = ids[:max_length], mask[:max_length]
     return {"input_ids": ids, "assistant_masks": mask}
+
+
+def tokenize_text(tok, text: str, max_length: int | None = None) -> dict:
+    """``{"input_ids", "assistant_masks"}`` for a plain text: all of it is trained on.
+
+    As TRL's SFTTrainer does for its language-modeling type (``add_eos``, then the tokenizer's
+    plain call, which adds BOS): we pre-tokenize, so TRL no longer does it for us.
+    """
+    if not text.endswith(tok.eos_token):
+        text += tok.eos_token
+    ids = list(tok(text)["input_ids"])
+    if max_length is not None:
+        ids = ids[:max_length]
+    return {"input_ids": ids, "assistant_masks": [1] * len(ids)}

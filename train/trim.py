@@ -46,6 +46,7 @@ def data_files(data) -> list[str]:
 
 def vocabulary(tok, files: list[str], columns=None) -> list[int]:
     """Sorted token ids used by the files' conversations, as TRL tokenizes them, plus specials."""
+    from data.formats import conversations
     from data.loader import read
 
     records, report = read(files, None, dict(columns or {}), emit=lambda issue: None)
@@ -64,7 +65,10 @@ def vocabulary(tok, files: list[str], columns=None) -> list[int]:
 
     for r in records:
         d = r.data
-        convs = [d["prompt"] + d["chosen"], d["prompt"] + d["rejected"]] if "prompt" in d else [d["messages"]]
+        if "text" in d:  # language modeling: the text as TRL's SFT tokenizes it (sft_data.tokenize_text)
+            ids.update(tok(d["text"])["input_ids"])
+            continue
+        convs = conversations(d)
         prompt = d["prompt"] if "prompt" in d else [m for m in d["messages"] if m["role"] != "assistant"]
         add(prompt, generation_prompt=True)
         for conv in convs:

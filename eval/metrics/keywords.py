@@ -3,11 +3,17 @@
 A keyword counts when a word starts with it and the rest of the word is only the plural
 ``들`` and/or particles and copula endings (``바다를``, ``별들이``, ``등대만이``, ``기억이었다``),
 not when it merely sits inside another word (``별`` in ``특별한``, ``바다`` in ``바닷가``).
+
+A keyword inside a span that copies the prompt (``키워드: 등대, 편지, 새벽`` echoed back) counts
+for nothing: those spans are blanked before matching (``prompt=``; see ``generation.echo_spans``).
 """
 
 from __future__ import annotations
 
 import re
+
+from .generation import echo_spans
+from .registry import register
 
 # Case particles, auxiliary particles and copula forms that may follow a noun inside one word.
 PARTICLES = sorted(set("""
@@ -39,9 +45,25 @@ def has_keyword(text: str, keyword: str) -> bool:
     return False
 
 
-def keyword_coverage(text: str, keywords: list[str]) -> dict:
-    """``{"hits": {kw: bool}, "all_present": bool, "coverage": float}`` (the eval's row shape)."""
-    hits = {k: has_keyword(text, k) for k in keywords}
+def without_echo(text: str, prompt) -> str:
+    """``text`` with the spans that copy ``prompt`` blanked (same length, so offsets still hold)."""
+    for s, e in echo_spans(text, prompt) if prompt else ():
+        text = text[:s] + " " * (e - s) + text[e:]
+    return text
+
+
+def keyword_coverage(text: str, keywords: list[str], prompt=None) -> dict:
+    """``{"hits": {kw: bool}, "all_present": bool, "coverage": float}`` (the eval's row shape);
+    with ``prompt``, also ``"echoed"``: the keywords found only inside copied prompt spans."""
+    clean = without_echo(text, prompt)
+    hits = {k: has_keyword(clean, k) for k in keywords}
     n = len(hits)
-    return {"hits": hits, "all_present": all(hits.values()) if n else True,
-            "coverage": sum(hits.values()) / n if n else 1.0}
+    out = {"hits": hits, "all_present": all(hits.values()) if n else True,
+           "coverage": sum(hits.values()) / n if n else 1.0}
+    if prompt:
+        out["echoed"] = [k for k, hit in hits.items() if not hit and has_keyword(text, k)]
+    return out
+
+
+register("keywords.coverage", "higher", "mean", "share of the given keywords used as words (prompt echo removed)")
+register("keywords.all_present", "higher", "rate", "share of answers with every keyword (prompt echo removed)")

@@ -19,6 +19,8 @@ import re
 import zlib
 from collections import Counter
 
+from .registry import register
+
 _TOKEN = re.compile(r"\S+")
 _STRIP = "~.,!?…\"'“”‘’()[]「」『』:;-—"
 # (possessive ``*+``: the unit starts with a character that is neither a space nor a tilde, so
@@ -215,3 +217,10 @@ def repetition(text: str) -> dict:
         "compression_ratio": round(compression_ratio(text), 4),
         "longest_repeat": longest_repeat(words, nxt),
     }
+
+
+register("repetition.degenerate", "lower", "rate", "share of answers that loop (seed 004's failure)")
+register("repetition.seq_rep_4", "lower", "mean", "share of repeated word 4-grams")
+register("repetition.distinct_2", "higher", "mean", "unique word bigrams / bigrams")
+register("repetition.compression_ratio", "lower", "mean", "UTF-8 bytes / zlib bytes")
+register("repetition.longest_repeat", "lower", "mean", "words in the longest repeated span")

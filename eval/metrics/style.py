@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import re
 
+from .registry import register
+
 _TIC_SYLLABLES = "음네어와아예응오에흠하호히헤"
 
 PATTERNS: dict[str, re.Pattern] = {
@@ -72,6 +74,12 @@ def style(text: str) -> dict:
     counts = marker_counts(text)
     score = style_score(counts)
     return {"score": round(score, 4), "present": score >= 0.5, "markers": counts}
+
+
+register("style.score", "higher", "mean", "calibrated 0..1 speech-style score (seed 000's markers)")
+register("style.present", "higher", "rate", "share of answers in the style (score >= 0.5)")
+register("style.present_unlooped", "higher", "rate",
+         "share in the style among the answers that do not loop (n = those answers)", subset=True)
 
 
 def calibrate(positives: list[str], negatives: list[str], l2: float = 0.1, steps: int = 3000):
