@@ -2,24 +2,22 @@
 # target installs first by itself.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-# torch first: the CPU build where there is no CUDA (torch==2.13.0 lies on this machine's
-# disk), the normal build where nvidia-smi finds a GPU. A bare `torch` would pull a CUDA build.
-TORCH_CPU  ?= torch==2.13.0
-TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
+# TORCH_BUILD=cu128: that CUDA build of torch instead of the one chosen for the driver
+TORCH_BUILD ?=
 
-.PHONY: install demo demo-fast study bench bench-gpu test test-slow lint validate sft dpo sft-dpo eval report clean
+.PHONY: install demo demo-fast study bench bench-gpu gpu-check wheels mirror test test-slow test-min lint validate sft dpo \
+	sft-dpo eval report clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The tested versions of constraints.txt. torch first (scripts/install_torch.py): the CPU build
+# where there is no GPU (torch 2.13.0 lies on this machine's disk), else the CUDA build that suits
+# the driver, after which torch must see the GPU or the install stops with one line saying why.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv .venv
-	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
-		echo "install: CUDA found, installing $(TORCH_CUDA)"; $(PY) -m pip install -q "$(TORCH_CUDA)"; \
-	else \
-		echo "install: no CUDA, installing $(TORCH_CPU) (CPU build)"; $(PY) -m pip install -q "$(TORCH_CPU)"; \
-	fi
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) scripts/install_torch.py $(if $(TORCH_BUILD),--build $(TORCH_BUILD))
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 # make demo: the whole comparison on the embedded Gemma-3 270M, offline, on CPU (budget in
@@ -62,6 +60,47 @@ bench: $(STAMP)
 bench-gpu: $(STAMP)
 	$(PY) bench/gpu.py $(BENCH_GPU_ARGS)
 
+# make gpu-check: the first run on a GPU machine, <= 5 min on one H100/H200 (bench/gpu_check.py):
+# LoRA / QLoRA / full SFT->DPO and one-process FSDP smoke runs of a random Gemma-3-1B-sized model,
+# eval generate + preference, then bench/gpu.py plain vs tuned SFT at 1024 tokens; JSON lines in
+# bench/results/gpu-check-<date>.jsonl as it goes. The wheels in .whl/ (make wheels) are installed
+# first where present, as on the lent GPU machine (no make there: it runs
+# `python3 bench/gpu_check.py --wheels .whl --out $$OUT`, carrying .whl; see the README).
+# make gpu-check DEVICE=cpu rehearses it with the tiny model in the mirrored venv (make mirror):
+# Python 3.12 + the GPU machine's packages (torch 2.11, transformers 5.17) + the wheels.
+DEVICE    ?= cuda
+GPU_CHECK ?=
+WHEELS    := .whl
+MIRROR    := .venv-mirror
+GPU_PY    ?= $(if $(filter cpu,$(DEVICE)),$(MIRROR)/bin/python,$(if $(wildcard $(PY)),$(PY),python3))
+gpu-check: $(if $(filter cpu,$(DEVICE)),$(MIRROR)/.installed $(WHEELS)/.done)
+	$(GPU_PY) bench/gpu_check.py --device $(DEVICE) $(if $(wildcard $(WHEELS)/*.whl),--wheels $(WHEELS)) $(GPU_CHECK)
+
+# make test-min: the tests of the CUDA paths, training and eval in the mirrored venv, i.e. at the
+# lower bounds of pyproject.toml (torch 2.11, transformers 5.17, the carried wheels)
+MIN_TESTS ?= tests/test_cuda_paths.py tests/test_train_config.py tests/test_train_run.py tests/test_trim.py \
+	tests/test_sft_masking.py tests/test_sft_trl_smoke.py tests/test_dpo_trl_smoke.py tests/test_eval_run.py \
+	tests/test_bench_gpu.py tests/test_gpu_check.py
+test-min: $(MIRROR)/.installed $(WHEELS)/.done
+	PYTHONPATH=$$($(MIRROR)/bin/python bench/gpu_check.py _site $(WHEELS)) \
+		$(MIRROR)/bin/python -m pytest -q -p no:cacheprovider $(MIN_TESTS) $(PYTEST_ARGS)
+
+# make wheels: what the GPU machine lacks (bench/device/wheels.txt) at the tested versions, for
+# Python 3.12 on x86-64 Linux, into .whl/ (git-ignored); at most 60 MiB, or bitsandbytes stays out.
+wheels: $(WHEELS)/.done
+$(WHEELS)/.done: bench/device/wheels.txt constraints.txt | $(STAMP)
+	$(PY) bench/device/wheels.py --out $(WHEELS)
+	@touch $@
+
+# make mirror: the venv that mirrors the GPU machine (bench/device/image.txt; ~5 GB: PyPI's torch
+# 2.11.0 is the machine's own CUDA build, and runs on a CPU)
+PYTHON312 ?= $(shell pyenv prefix 3.12 >/dev/null 2>&1 && echo "$$(pyenv prefix 3.12)/bin/python" || echo python3.12)
+mirror: $(MIRROR)/.installed
+$(MIRROR)/.installed: bench/device/image.txt
+	@test -x $(MIRROR)/bin/python || $(PYTHON312) -m venv $(MIRROR)
+	$(MIRROR)/bin/python -m pip install -q --no-cache-dir -r bench/device/image.txt
+	@touch $@
+
 # make demo-fast: the same with the output layer trimmed to the data's tokens (model.trim_vocab;
 # ~2x faster end to end, ~4x per training step; reports/demo-trim/ holds its committed report)
 demo-fast:
@@ -82,11 +121,12 @@ $(CHROMIUM): | $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# make test-slow: the real-model tests and the gpu-check rehearsal (make gpu-check DEVICE=cpu)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check data train eval tests bench
+	$(PY) -m ruff check data train eval tests bench scripts
 
 # make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
 validate: $(STAMP)
@@ -118,4 +158,4 @@ report: $(STAMP)
 	$(PY) -m eval report $(RUNS) --out $(OUT)
 
 clean:
-	rm -rf .venv .pytest_cache
+	rm -rf .venv .pytest_cache $(WHEELS) $(MIRROR)

@@ -2,7 +2,7 @@
 defaults against the settings we would make our defaults, side by side in one run.
 
     python bench/gpu.py [--seq 1024 2048] [--steps 10] [--warmup 3] [--only sft dpo] [--variants NAME ...]
-    python bench/gpu.py --tiny --seq 128 --steps 2 --warmup 1     # the harness itself, on CPU, in seconds
+    python bench/gpu.py --tiny --device cpu --seq 128 --steps 2 --warmup 1   # the harness itself, in seconds
 
 The model is the Gemma-3 1B architecture (``GEMMA3_1B``: 26 layers, hidden 1152, 262,144-token
 vocabulary) with random weights, saved once to a scratch directory and loaded from there by
@@ -15,34 +15,39 @@ Every variant runs in its own process (peak memory is per process) and reports: 
 optimizer step after ``--warmup`` steps, real (non-padding) tokens per second over the
 measured steps, peak allocated GPU memory, and for full fine-tuning the model-FLOPs
 utilisation (MFU) against the card's dense bf16 peak (``PEAK_TFLOPS``). Model FLOPs per
-token: 6 x the weights of every matrix product (the tied LM head included) plus 12 x the
-attended positions x the attention width per layer (causal; the sliding layers see at most
-their window); a DPO step with the reference forward inside it counts 2 more x weights.
+token: 6 x the weights of every matrix product of the layers, plus 6 x the LM head (tied to
+the embedding) for the labelled (completion) tokens only, as TRL's fused head scores only
+those, plus 12 x the attended positions x the attention width per layer (causal; the sliding
+layers see at most their window); a DPO step with the reference forward inside it counts a
+third more. Each result also names the attention kernel that ran.
 
 Variants (``VARIANTS``): ``trl`` = TRL's own defaults (bf16, gradient checkpointing on, each
-batch padded to its longest, the reference model as a frozen copy or the disabled adapter);
-``tuned`` = packing (best-fit decreasing, padding-free) for SFT, precomputed reference
-log-probs for DPO, and gradient checkpointing off where memory allows (``-gc`` keeps it on).
+batch padded to its longest, sdpa, the reference model as a frozen copy or the disabled
+adapter); ``tuned`` = packing (best-fit decreasing, padding-free) for SFT, with an attention
+kernel that keeps the packed sequences apart without a dense mask over the whole pack
+(``train.recipes.packed_attention``: flash-attention where installed, else flex attention; on
+CPU sdpa, exact but dense), precomputed reference log-probs for DPO, and gradient
+checkpointing off where memory allows (``-gc`` keeps it on).
 TRL 1.x already scores the LM head in chunks (its fused log-prob kernel on CUDA), which is
 what Liger's fused linear cross-entropy gave older TRL; ``use_liger_kernel`` is deprecated
 there, so it is not a separate lever here.
 
-Writes ``bench/results/gpu-<date>.json`` (raw, with the device line and versions) and a
-Markdown table beside it, with the ratios the issue asks for:
+Writes one JSON line per finished variant to ``bench/results/gpu-<date>.jsonl`` as it goes (a
+variant that passes ``--variant-timeout`` is stopped and recorded as timed out), and at the end
+``gpu-<date>.json`` (raw, with the device line and versions) and a Markdown table beside it,
+with the ratios the issue asks for:
 tuned SFT tokens/s >= 1.3 x plain TRL; tuned DPO peak memory <= 0.6 x plain TRL at the same
 batch; MFU >= 45 % for full-parameter SFT at 2048.
 
-On the device machine (torch, transformers, peft, accelerate, pyarrow are there) carry
-wheels for trl, datasets, dill, multiprocess, omegaconf, antlr4-python3-runtime and, for
-QLoRA, bitsandbytes (see the device tool's README); a variant whose package is missing is
-reported as skipped with the reason. A device command runs 10 minutes at most, so run one
-``--seq`` per call (``--out $OUT`` there, then copy the files into bench/results/): results of
-the same day and card are merged into one file.
+On the lent GPU machine the packages it lacks travel as wheels (``make wheels``; the README's
+GPU section); ``make gpu-check`` runs plain vs tuned full SFT at 1024 tokens after its smoke
+runs. A variant whose package is missing is reported as skipped with the reason. A device
+command runs 10 minutes at most, so run one ``--seq`` per call (``--out $OUT`` there, then copy
+the files into bench/results/): results of the same day and card are merged into one file.
 
-What the settings map to in ``conf/``: packing is not a key yet (SFT there tokenizes with
-per-message weights itself); ``train.gradient_checkpointing`` (default false) and
-``method.dpo.precompute_ref_log_probs`` (default false) are. Make a setting the default only
-where the measured ratio holds.
+What the settings map to in ``conf/``: ``train.packing`` (SFT, default false),
+``train.gradient_checkpointing`` (default false) and ``method.dpo.precompute_ref_log_probs``
+(default false). Make a setting the default only where the measured ratio holds.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -124,18 +130,20 @@ def matmul_weights(cfg: dict) -> int:
     return cfg["num_hidden_layers"] * (h * (q + 2 * kv) + q * h + 3 * h * cfg["intermediate_size"]) + cfg["vocab_size"] * h
 
 
-def model_flops_per_token(cfg: dict, lengths: list[int], ref_forward: bool) -> float:
+def model_flops_per_token(cfg: dict, lengths: list[int], completions: list[int], ref_forward: bool) -> float:
     """Training FLOPs per real token of full fine-tuning (see the module doc), averaged over
-    sequences of ``lengths``."""
+    sequences of ``lengths`` tokens of which ``completions`` are trained (labelled). TRL's fused
+    LM head scores only the labelled positions, so the head counts for those alone."""
     layers, w = cfg["num_hidden_layers"], cfg["sliding_window"]
     q = cfg["num_attention_heads"] * cfg["head_dim"]
-    weights = matmul_weights(cfg)
+    head = cfg["vocab_size"] * cfg["hidden_size"]
     # positions each token attends to, summed over a sequence of n tokens (causal; sliding: <= w)
     tokens = sum(lengths)
     full = sum(n * (n + 1) / 2 for n in lengths) / tokens
     sliding = sum(n * (n + 1) / 2 if n <= w else w * (w + 1) / 2 + (n - w) * w for n in lengths) / tokens
     n_full = layers // 6
-    fwd = 2 * weights + 4 * q * (n_full * full + (layers - n_full) * sliding)
+    fwd = (2 * (matmul_weights(cfg) - head) + 2 * head * sum(completions) / tokens
+           + 4 * q * (n_full * full + (layers - n_full) * sliding))
     return 3 * fwd + (fwd if ref_forward else 0)  # backward = 2 x forward; DPO's reference: 1 more
 
 
@@ -148,7 +156,7 @@ def one(spec: dict) -> dict:
     from transformers import AutoTokenizer, TrainerCallback
 
     method, peft_kind, settings = VARIANTS[spec["variant"]]
-    cuda = torch.cuda.is_available()
+    cuda = spec["cuda"]
     if peft_kind == "qlora" and not cuda:
         return {"skipped": "QLoRA needs a CUDA GPU (bitsandbytes)"}
     if peft_kind == "qlora":
@@ -160,6 +168,11 @@ def one(spec: dict) -> dict:
     from transformers import BitsAndBytesConfig
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
+    from train.recipes import checkpointing, packed_attention
+
+    settings = dict(settings)
+    if "gradient_checkpointing" in settings:  # the field's name depends on the transformers version
+        settings.update(checkpointing(settings.pop("gradient_checkpointing")))
     seq, batch = spec["seq"], spec["batch"]
     tok = AutoTokenizer.from_pretrained(spec["model"])
     steps = spec["warmup"] + spec["steps"]
@@ -175,6 +188,9 @@ def one(spec: dict) -> dict:
 
     dtype = torch.bfloat16 if cuda else torch.float32
     init = {"dtype": dtype}
+    if settings.get("packing"):
+        # one padding-free row per batch: sdpa would attend densely across the whole pack
+        init["attn_implementation"] = packed_attention("cuda" if cuda else "cpu")
     if peft_kind == "qlora":
         init["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                          bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
@@ -205,11 +221,12 @@ def one(spec: dict) -> dict:
            "train_wall_s": round(wall, 2),
            "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
            "gradient_checkpointing": trainer.args.gradient_checkpointing,
-           "padding_free": bool(getattr(trainer, "padding_free", False))}
+           "padding_free": bool(getattr(trainer, "padding_free", False)),
+           "attn_implementation": getattr(trainer.model.config, "_attn_implementation", None)}
     if peft_kind == "full":
-        lengths = ([len(r["prompt"]) + len(r["completion"]) + 1 for r in rows] if method == "sft" else
-                   [len(r["prompt"]) + len(r[k]) + 1 for r in rows for k in ("chosen", "rejected")])
-        flops = model_flops_per_token(spec["config"], lengths,
+        keys = ("completion",) if method == "sft" else ("chosen", "rejected")
+        seqs = [(len(r["prompt"]), len(r[k]) + 1) for r in rows for k in keys]  # (prompt, answer + EOS)
+        flops = model_flops_per_token(spec["config"], [p + a for p, a in seqs], [a for _, a in seqs],
                                       ref_forward=method == "dpo" and not settings.get("precompute_ref_log_probs"))
         out["model_tflops_per_s"] = round(flops * out["tokens_per_s"] / 1e12, 2)
         out["mfu"] = round(out["model_tflops_per_s"] / spec["peak_tflops"], 4) if spec.get("peak_tflops") else None
@@ -219,7 +236,7 @@ def one(spec: dict) -> dict:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-def device() -> dict:
+def device(cuda: bool) -> dict:
     import importlib.metadata as md
 
     import torch
@@ -230,7 +247,7 @@ def device() -> dict:
             versions[p] = md.version(p)
         except md.PackageNotFoundError:
             versions[p] = None
-    if torch.cuda.is_available():
+    if cuda:
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
         mem = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
@@ -240,7 +257,9 @@ def device() -> dict:
     return {"device": line, "name": name, "peak_bf16_tflops": peak, "versions": versions}
 
 
-def save_model(cfg: dict, path: Path, dtype_name: str) -> None:
+def save_model(cfg: dict, path: Path, dtype_name: str, device: str = "cpu") -> None:
+    """A random Gemma-3 of ``cfg`` with the byte-level tokenizer, saved to ``path`` (initialised
+    on ``device``: a 1B model initialises in seconds on a GPU, in tens of seconds on a CPU)."""
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -251,7 +270,9 @@ def save_model(cfg: dict, path: Path, dtype_name: str) -> None:
     config = Gemma3TextConfig(**cfg, layer_types=layer_types, pad_token_id=tok.pad_token_id,
                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
-    Gemma3ForCausalLM(config).to(getattr(torch, dtype_name)).save_pretrained(path)
+    with torch.device(device):
+        model = Gemma3ForCausalLM(config)
+    model.to(getattr(torch, dtype_name)).save_pretrained(path)
     tok.save_pretrained(path)
 
 
@@ -299,6 +320,36 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_killable(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in a process group of its own, killed whole at ``timeout`` (raising
+    TimeoutExpired) or on an interrupt: a child's own children (torch.compile's workers, a
+    launcher's ranks) would otherwise outlive it and keep the GPU."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def run_variant(spec: dict, timeout: float) -> dict:
+    """One variant in its own process (peak memory is per process), stopped after ``timeout`` s."""
+    name = spec["variant"]
+    row = {"variant": name, "method": VARIANTS[name][0], "peft": VARIANTS[name][1], "seq": spec["seq"],
+           "batch": spec["batch"], "settings": VARIANTS[name][2]}
+    try:
+        p = run_killable([sys.executable, __file__, "_one", json.dumps(spec)], timeout, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except subprocess.TimeoutExpired:
+        return {**row, "error": f"timed out after {timeout:g} s"}
+    if p.returncode:
+        err = (p.stderr.strip().splitlines() or ["?"])[-1]
+        return {**row, "error": "out of memory" if "OutOfMemoryError" in p.stderr else err[-300:]}
+    return {**row, **json.loads(p.stdout.strip().splitlines()[-1])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/gpu.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seq", type=int, nargs="+", default=[1024, 2048])
@@ -311,37 +362,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="a tiny model of the same shape family: checks the harness")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variant-timeout", type=float, default=300, help="seconds one variant may take")
+    ap.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="auto: CUDA when present")
     a = ap.parse_args(argv)
 
-    info = device()
+    import torch
+
+    cuda = a.device == "cuda" or a.device == "auto" and torch.cuda.is_available()
+    info = device(cuda)
     names = [v for v in (a.variants or VARIANTS) if not a.only or VARIANTS[v][0] in a.only]
     cfg = TINY if a.tiny else GEMMA3_1B
+    date = dt.date.today().isoformat()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"gpu-{date}" + ("-tiny" if a.tiny else "") + ("-cpu" if info["name"] == "cpu" else "")
     results = []
     with tempfile.TemporaryDirectory(prefix="sftdpo-gpu-bench-") as tmp:
         model = Path(tmp) / "model"
-        save_model(cfg, model, "bfloat16" if info["name"] != "cpu" else "float32")
+        save_model(cfg, model, "bfloat16" if cuda else "float32", "cuda" if cuda else "cpu")
         for seq in a.seq:
             for name in names:
                 method = VARIANTS[name][0]
                 batch = max(1, a.tokens_per_step // seq // (2 if method == "dpo" else 1))
                 spec = {"variant": name, "seq": seq, "batch": batch, "steps": a.steps, "warmup": a.warmup,
-                        "seed": a.seed, "model": str(model), "config": cfg,
+                        "seed": a.seed, "model": str(model), "config": cfg, "cuda": cuda,
                         "peak_tflops": info["peak_bf16_tflops"], "tmp": str(Path(tmp) / name)}
                 print(f"[{time.strftime('%H:%M:%S')}] {name} seq {seq} batch {batch}", flush=True)
-                p = subprocess.run([sys.executable, __file__, "_one", json.dumps(spec)], capture_output=True, text=True)
-                row = {"variant": name, "method": method, "peft": VARIANTS[name][1], "seq": seq, "batch": batch,
-                       "settings": VARIANTS[name][2]}
-                if p.returncode:
-                    err = (p.stderr.strip().splitlines() or ["?"])[-1]
-                    row["error"] = "out of memory" if "OutOfMemoryError" in p.stderr else err[-300:]
-                else:
-                    row.update(json.loads(p.stdout.strip().splitlines()[-1]))
+                row = run_variant(spec, a.variant_timeout)
                 print("   ", json.dumps({k: v for k, v in row.items() if k not in ("settings",)}), flush=True)
+                # one line per finished variant, at once: a command killed at the device's limit
+                # still leaves every variant it finished
+                with open(out / f"{stem}.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"date": date, "device": info["device"], **row}) + "\n")
                 results.append(row)
-    date = dt.date.today().isoformat()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"gpu-{date}" + ("-tiny" if a.tiny else "") + ("-cpu" if info["name"] == "cpu" else "")
     # one device call holds about one sequence length (10 minutes): later calls on the same day and
     # card add their rows to the file, replacing the variants they re-ran
     earlier = out / f"{stem}.json"

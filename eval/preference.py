@@ -65,7 +65,7 @@ def preference(cfg: EvalConfig) -> str:
     if not pairs:
         raise ValueError(f"data.test: no preference pairs in {', '.join(t.data.test)}")
     device = cfg.resolved_device()
-    tok, model = load_policy(t, device)
+    tok, model = load_policy(t, device, dtype="float32")  # bf16 logits would make GPU and CPU scores differ
     L, B = cfg.preference.max_length, cfg.preference.batch_size
     chosen = [completion_tokens(tok, r["prompt"], r["chosen"], L) for r in pairs]
     rejected = [completion_tokens(tok, r["prompt"], r["rejected"], L) for r in pairs]
@@ -73,7 +73,7 @@ def preference(cfg: EvalConfig) -> str:
     pr, nr = sequence_logps(model, tok, rejected, B, device)
     implicit, reference_name = [None] * len(pairs), None
     if t.beta is not None:
-        with reference(t, model, device) as ref:
+        with reference(t, model, device, dtype="float32") as ref:
             rc, _ = sequence_logps(ref, tok, chosen, B, device)
             rr, _ = sequence_logps(ref, tok, rejected, B, device)
         implicit = [t.beta * ((a - b) - (c - d)) for a, b, c, d in zip(pc, rc, pr, rr)]

@@ -66,17 +66,19 @@ def _from_run(path: Path) -> Target:
                   raw.peft.name, beta)
 
 
-def load_policy(t: Target, device: str):
-    """(tokenizer, model) as trained: base + adapter, or the full weights in the run."""
+def load_policy(t: Target, device: str, dtype: str | None = None):
+    """(tokenizer, model) as trained: base + adapter, or the full weights in the run; in ``dtype``
+    (default: the model config's for the device)."""
     from train.models import load_model, qlora_quantization
 
     if t.method == "base":
-        return _trimmed(t, *load_model(t.model, device))
+        return _trimmed(t, *load_model(t.model, device, dtype=dtype))
     if t.peft == "none":
-        return load_model(t.model.weights_at(t.path), device)
+        return load_model(t.model.weights_at(t.path), device, dtype=dtype)
     from peft import PeftModel
 
-    tok, base = _trimmed(t, *load_model(t.model, device, **(qlora_quantization() if t.peft == "qlora" else {})))
+    quant = qlora_quantization(dtype or "bfloat16") if t.peft == "qlora" else {}
+    tok, base = _trimmed(t, *load_model(t.model, device, dtype=dtype, **quant))
     return tok, PeftModel.from_pretrained(base, str(t.path)).eval()
 
 
@@ -99,7 +101,7 @@ def _trimmed(t: Target, tok, model):
 
 
 @contextmanager
-def reference(t: Target, policy, device: str):
+def reference(t: Target, policy, device: str, dtype: str | None = None):
     """The DPO reference of a run, as trained against: the base model for ``dpo`` (the
     adapter disabled, or the base weights), the SFT result for ``sft_dpo``."""
     from train.models import load_model
@@ -117,7 +119,7 @@ def reference(t: Target, policy, device: str):
             with policy.disable_adapter():
                 yield policy
         return
-    _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device)
+    _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device, dtype=dtype)
     yield ref.eval()
 
 

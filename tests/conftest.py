@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every run in the suite, in-process or a CLI subprocess, trains and evaluates on the CPU
+# (conf/config.yaml's device reads it), so `make test` behaves the same on a GPU machine.
+os.environ["SFTDPO_DEVICE"] = "cpu"
 REALDATA = ROOT.parent / "shared" / "realdata"
 
 
@@ -48,7 +52,7 @@ def compose_config(*overrides: str):
 
 
 # a few fast steps of the tiny model; tests add what they vary
-TINY = ("model=tiny", "train.batch_size=4", "train.max_length=256", "train.logging_steps=1", "train.warmup=0",
+TINY = ("model=tiny", "device=cpu", "train.batch_size=4", "train.max_length=256", "train.logging_steps=1", "train.warmup=0",
         "train.eval_steps=0", "data.val_fraction=0")
 
 

@@ -22,12 +22,11 @@ def test_the_groups_ship_what_the_readme_promises():
 
 @pytest.mark.parametrize("model,method,peft,data", itertools.product(*GROUPS.values()))
 def test_every_combination_composes_and_checks(model, method, peft, data):
-    cfg = compose_config(f"model={model}", f"method={method}", f"peft={peft}", f"data={data}")
-    on_cpu = True  # this suite runs without CUDA; the two GPU-only cases must say so
-    if peft == "qlora" and on_cpu:
+    cfg = compose_config(f"model={model}", f"method={method}", f"peft={peft}", f"data={data}", "device=cpu")
+    if peft == "qlora":  # the two GPU-only cases must say so on a CPU
         with pytest.raises(ConfigError, match=r"^peft\.name: qlora needs a CUDA GPU"):
             typed(cfg)
-    elif model == "gemma3-1b-it" and on_cpu:
+    elif model == "gemma3-1b-it":
         with pytest.raises(ConfigError, match=r"^model\.allow_cpu: gemma3-1b-it is meant for a GPU.*model=gemma3-270m"):
             typed(cfg)
     else:

@@ -124,6 +124,7 @@ class TrainConfig:
     save_total_limit: Optional[int] = MISSING
     early_stopping_patience: Optional[int] = MISSING
     gradient_checkpointing: bool = MISSING
+    packing: bool = MISSING
     stop_at_step: Optional[int] = MISSING
     sigterm_grace_s: float = MISSING
 
@@ -228,6 +229,13 @@ class Config:
 
             if not torch.cuda.is_available():
                 raise ConfigError("device: cuda asked for but no CUDA GPU is visible; use device=auto or cpu")
+        gpus = _gpus_in_one_process() if self.resolved_device() == "cuda" else 0
+        if gpus > 1:
+            raise ConfigError(
+                f"device: {gpus} GPUs are visible to one process, and TRL does not train through nn.DataParallel; "
+                f"start one process per GPU with accelerate launch --config_file conf/accelerate/ddp.yaml "
+                f"--num_processes {gpus} -m train ... (or pick one GPU: CUDA_VISIBLE_DEVICES=0)"
+            )
         if self.resolved_device() == "cpu" and not self.model.allow_cpu:
             raise ConfigError(
                 f"model.allow_cpu: {self.model.name} is meant for a GPU and none is visible; run the embedded "
@@ -267,6 +275,15 @@ class Config:
             )
         if self.resume and self.overwrite:
             raise ConfigError("resume: resume=true and overwrite=true contradict each other")
+
+
+def _gpus_in_one_process() -> int:
+    """How many GPUs this process would drive alone: the visible ones, unless a launcher
+    (accelerate launch, torchrun) started it as one rank of several. accelerate tells a rank by
+    LOCAL_RANK too; without it, transformers wraps the model in nn.DataParallel."""
+    import torch
+
+    return 0 if int(os.environ.get("LOCAL_RANK", -1)) != -1 else torch.cuda.device_count()
 
 
 def one_of(key: str, value, allowed) -> None:

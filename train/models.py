@@ -4,7 +4,8 @@ Three sources: a hub id or local directory (``from_pretrained``), the embedded G
 that a PyPI package ships as GGUF (converted once into a cached HF directory), and a tiny
 random Gemma-3 for tests. Gemma-3's quirks are handled here and nowhere else:
 
-* bfloat16 on CUDA, never float16 (activations overflow); float32 on CPU;
+* bfloat16 on CUDA, never float16 (activations overflow); float32 on CPU; full fine-tuning
+  keeps float32 master weights and computes in bfloat16 under autocast (:func:`training_dtype`);
 * generation stops on both ``<eos>`` and ``<end_of_turn>`` (the chat template ends a turn
   with ``<end_of_turn>``; base checkpoints only list ``<eos>``);
 * the chat template already writes ``<bos>``: chat text is encoded without special tokens
@@ -47,6 +48,17 @@ def resolve_dtype(cfg: ModelConfig, device: str | None = None):
     return getattr(torch, cfg.dtype)
 
 
+def training_dtype(cfg: ModelConfig, peft: str, device: str):
+    """The dtype a training run loads its weights in. LoRA / QLoRA freeze the base, so it stays in
+    the compute dtype. Full fine-tuning updates every weight: AdamW's steps below half a bf16 step
+    would round to nothing in bf16 weights, so the master weights are float32 and the Trainer's
+    bf16 autocast does the arithmetic (TRL's own loader does the same; FSDP2 upcasts anyway, so DDP
+    and FSDP now train the same numbers)."""
+    import torch
+
+    return torch.float32 if peft == "none" else resolve_dtype(cfg, device)
+
+
 def load_tokenizer(cfg: ModelConfig):
     """The tokenizer alone (cheap for hub/local; converts the GGUF once)."""
     cfg.check()
@@ -57,11 +69,12 @@ def load_tokenizer(cfg: ModelConfig):
     return _prepare_tokenizer(tok, cfg)
 
 
-def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, **kwargs):
-    """(tokenizer, model) for the config. ``kwargs`` go to ``from_pretrained`` (e.g. quantization)."""
+def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, dtype=None, **kwargs):
+    """(tokenizer, model) for the config, in ``dtype`` (default: :func:`resolve_dtype`).
+    ``kwargs`` go to ``from_pretrained`` (e.g. quantization)."""
     cfg.check()
     tok = tokenizer or load_tokenizer(cfg)
-    dtype = resolve_dtype(cfg, device)
+    dtype = resolve_dtype(cfg, device) if dtype is None else _torch_dtype(dtype)
     if cfg.source == "tiny":
         model = _tiny_model(cfg, tok).to(dtype)
     else:
@@ -78,14 +91,19 @@ def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, **kw
     return tok, model
 
 
-def qlora_quantization() -> dict:
-    """``from_pretrained`` kwargs for QLoRA: a 4-bit NF4, double-quantised base computing in bf16."""
+def _torch_dtype(dtype):
     import torch
+
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def qlora_quantization(compute_dtype="bfloat16") -> dict:
+    """``from_pretrained`` kwargs for QLoRA: a 4-bit NF4, double-quantised base computing in bf16."""
     from transformers import BitsAndBytesConfig
 
     return {"quantization_config": BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_compute_dtype=_torch_dtype(compute_dtype),
     )}
 
 

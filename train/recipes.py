@@ -129,15 +129,18 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[in
 
 def build_model(cfg: Config, device: str, tok, previous=None, keep: list[int] | None = None):
     """The model a stage starts from: the configured base, or a previous stage's saved result."""
-    from .models import load_model, qlora_quantization
+    from .models import load_model, qlora_quantization, training_dtype
     from .trim import restrict
 
     kwargs = qlora_quantization() if cfg.peft.name == "qlora" else {}
+    dtype = training_dtype(cfg.model, cfg.peft.name, device)
     if previous is not None and cfg.peft.name == "none":
         # full fine-tuning: the SFT stage saved whole weights
-        _, model = load_model(cfg.model.weights_at(previous), None, tok, **kwargs)
+        _, model = load_model(cfg.model.weights_at(previous), None, tok, dtype, **kwargs)
         return model
-    _, model = load_model(cfg.model, None, tok, **kwargs)
+    _, model = load_model(cfg.model, None, tok, dtype, **kwargs)
+    if cfg.train.packing and "sft" in STAGES[cfg.method.name]:
+        model.set_attn_implementation(packed_attention(device))
     if keep is not None:
         restrict(model, keep)  # model.trim_vocab (LoRA only: the config check says so)
     if previous is not None:
@@ -187,13 +190,38 @@ def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
         load_best_model_at_end=t.early_stopping_patience is not None,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
-        activation_checkpointing=t.gradient_checkpointing,  # transformers 5 name
+        **checkpointing(t.gradient_checkpointing),
         seed=cfg.seed,
         report_to=["tensorboard"],
         ddp_find_unused_parameters=False,  # every LoRA / full weight takes part in each step
         use_cpu=device == "cpu",
+        # bf16 autocast on CUDA; with peft=none it computes on float32 master weights (models.training_dtype)
         bf16=device == "cuda" and cfg.model.dtype in ("auto", "bfloat16"),
     )
+
+
+def checkpointing(on: bool) -> dict:
+    """The TrainingArguments field for activation checkpointing. transformers renamed
+    ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name stays a deprecated
+    alias); 5.17, the GPU machine's version and our lowest, knows only the old name."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": on}
+
+
+def packed_attention(device: str) -> str:
+    """An attention kernel that keeps packed sequences apart without a dense mask over the whole
+    pack: flash-attention's varlen kernel where it is installed, else flex attention (a block mask
+    from the position ids). On CPU, sdpa: transformers builds the same block-causal mask densely,
+    which is exact, and flex would first compile its kernel."""
+    import importlib.util
+
+    if device != "cuda":
+        return "sdpa"
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "flex_attention"
 
 
 def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
@@ -217,7 +245,9 @@ def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
             return None
         return ds.map(one, remove_columns=ds.column_names, desc="tokenize")
 
-    args = SFTConfig(**trainer_args(cfg, run, "sft", val is not None))
+    # packing (best-fit, padding-free) packs the labels TRL builds from our masks, so weight-0 and
+    # prompt tokens stay untrained; the model's attention kernel keeps the sequences apart (build_model)
+    args = SFTConfig(**trainer_args(cfg, run, "sft", val is not None), packing=cfg.train.packing)
     peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
     return SFTTrainer(model=model, args=args, train_dataset=tokenize(train), eval_dataset=tokenize(val),
                       processing_class=tok, peft_config=peft_config, callbacks=callbacks)
@@ -267,6 +297,7 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         run.drop_metrics_after(stage, start_step)  # the steps after it are logged again
         if resume_from:
             log.info("%s: resuming from %s", stage, resume_from)
+            _restore_trained_adapter(trainer.model, resume_from)
     started = time.perf_counter()
     try:
         with run.writing(lambda: control.saving):
@@ -302,6 +333,19 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         raise Interrupted(f"SIGTERM at {stage} step {state.global_step}; checkpoint saved in {control.saved}; "
                           "continue with resume=true")
     return trainer.model, finished
+
+
+def _restore_trained_adapter(model, checkpoint: str) -> None:
+    """A checkpoint of SFT->DPO's DPO stage holds two adapters: the trained policy ("default", at
+    the top) and TRL's frozen copy of the SFT adapter ("ref", in a sub-folder). transformers 5.17,
+    our lowest version, resumes only the sub-folder ones, so the policy would restart from the SFT
+    adapter; later versions load both. Loading the policy here does it for either."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel) and len(model.peft_config) > 1 and any(
+            os.path.isfile(os.path.join(checkpoint, f)) for f in ("adapter_model.safetensors", "adapter_model.bin")):
+        model.load_adapter(checkpoint, "default", is_trainable=True)
+        model.set_adapter("default")
 
 
 def _close_progress_bar(trainer) -> None:

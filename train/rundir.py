@@ -455,9 +455,11 @@ def metrics_callback(run: RunDir, stage: str):
             self._t = 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):
+            _synchronize(args)
             self._t = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
+            _synchronize(args)
             self.step_seconds.append(time.perf_counter() - self._t)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -474,6 +476,15 @@ def metrics_callback(run: RunDir, stage: str):
                     )
 
     return Metrics()
+
+
+def _synchronize(args) -> None:
+    """Wait for the GPU's queued kernels, so a step's time is the step's (CUDA runs asynchronously:
+    without this the clock stops when the last kernel is queued, not when it has run)."""
+    if args.device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(args.device)
 
 
 def step_control(run: RunDir, stop_at: int | None, preemption):

@@ -27,7 +27,7 @@ import json
 import types
 from pathlib import Path
 
-_ATTR = "_sftdpo_keep"  # set on the output-layer weight: (kept ids, original id -> kept index)
+_ATTR = "_sftdpo_keep"  # a _Kept, set on the output layer and on its weight
 
 
 class TrimError(RuntimeError):
@@ -90,32 +90,58 @@ def read_ids(path: Path) -> list[int]:
 # --- the model -----------------------------------------------------------------------------------
 
 
+class _Kept:
+    """The kept ids and the map original id -> kept index, made on each device they are used on.
+    ``restrict`` runs on the CPU model; the Trainer moves it to the GPU afterwards."""
+
+    def __init__(self, ids: list[int], vocab: int):
+        self.ids, self.vocab, self._on = sorted(set(ids)), vocab, {}
+
+    def on(self, device):
+        """(kept ids, lookup) as tensors on ``device``."""
+        import torch
+
+        if device not in self._on:
+            kept = torch.tensor(self.ids, dtype=torch.long, device=device)
+            lookup = torch.full((self.vocab,), -1, dtype=torch.long, device=device)
+            self._on[device] = kept, lookup.index_copy(0, kept, torch.arange(kept.numel(), device=device))
+        return self._on[device]
+
+
 def restrict(model, keep: list[int]) -> None:
     """Restrict ``model``'s output layer to ``keep`` (training through TRL and plain forwards)."""
     import torch
 
     head = model.get_output_embeddings()
     vocab = head.weight.shape[0]
-    kept = torch.tensor(sorted(set(keep)), dtype=torch.long, device=head.weight.device)
-    if kept.numel() == 0 or int(kept[-1]) >= vocab:
+    state = _Kept(keep, vocab)
+    if not state.ids or state.ids[-1] >= vocab:
         raise TrimError(f"model.trim_vocab: kept ids do not fit the model's {vocab}-token output layer")
-    lookup = torch.full((vocab,), -1, dtype=torch.long, device=head.weight.device)
-    lookup[kept] = torch.arange(kept.numel(), device=head.weight.device)
-    setattr(head.weight, _ATTR, (kept, lookup))
+    setattr(head, _ATTR, state)
+    setattr(head.weight, _ATTR, state)
 
     def forward(self, hidden):  # logits over the kept rows; every other token gets -inf
+        kept, _ = state.on(self.weight.device)
         w = self.weight.index_select(0, kept)
         small = torch.nn.functional.linear(hidden, w, None if self.bias is None else self.bias[kept])
         full = small.new_full((*small.shape[:-1], vocab), float("-inf"))
         return full.index_copy(-1, kept, small)
 
+    def _apply(self, fn, *args, **kwargs):
+        # a move to another kind of device (meta, say) gives the layer a new weight Parameter;
+        # TRL's fused head sees only the weight, so the mark goes onto the new one
+        out = type(self)._apply(self, fn, *args, **kwargs)
+        setattr(self.weight, _ATTR, state)
+        return out
+
     head.forward = types.MethodType(forward, head)
+    head._apply = types.MethodType(_apply, head)
 
 
 def kept_of(model) -> int | None:
     """How many tokens the output layer is restricted to (None: not trimmed)."""
-    found = getattr(model.get_output_embeddings().weight, _ATTR, None)
-    return None if found is None else int(found[0].numel())
+    found = getattr(model.get_output_embeddings(), _ATTR, None)
+    return None if found is None else len(found.ids)
 
 
 # --- TRL's fused LM head ------------------------------------------------------------------------
@@ -131,7 +157,7 @@ class _TrimmedLogProb:
         found = getattr(weight, _ATTR, None)
         if found is None:
             return cls.original.apply(hidden, weight, bias, targets, *rest)
-        kept, lookup = found
+        kept, lookup = found.on(weight.device)
         local = lookup[targets]
         if bool((local < 0).any()):
             bad = sorted(set(targets[local < 0].tolist()))[:5]
