@@ -76,6 +76,11 @@ def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, **kw
     return tok, model
 
 
+def weights_dir(cfg: ModelConfig) -> Path | None:
+    """The directory the model's weights are read from; None for the tiny model (built in memory)."""
+    return None if cfg.source == "tiny" else Path(_local_dir(cfg))
+
+
 def qlora_quantization() -> dict:
     """``from_pretrained`` kwargs for QLoRA: a 4-bit NF4, double-quantised base computing in bf16."""
     import torch
