@@ -1,14 +1,15 @@
 """``python -m eval generate|preference [overrides]`` (Hydra, conf/eval.yaml),
 ``python -m eval score INPUT.jsonl [--out OUT.json]``, ``python -m eval report RUN_DIR... --out DIR``,
-``python -m eval study run|report [--plan NAME]`` (a multi-seed study, conf/study/NAME.yaml)."""
+``python -m eval study run|report [--plan NAME]`` (a multi-seed study, conf/study/NAME.yaml),
+``python -m eval sweep OVERRIDE...`` (train, evaluate and compare every job of a sweep)."""
 
 import sys
 
-USAGE = "usage: python -m eval {generate,preference} [key=value ...] | score INPUT.jsonl [--out OUT] | report RUN_DIR... --out DIR | study run|report"
+USAGE = "usage: python -m eval {generate,preference} [key=value ...] | score INPUT.jsonl [--out OUT] | report RUN_DIR... --out DIR | study run|report | sweep OVERRIDE..."
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("generate", "preference", "score", "report", "study"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("generate", "preference", "score", "report", "study", "sweep"):
         print(USAGE, file=sys.stderr)
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
@@ -20,6 +21,10 @@ def main() -> int:
         from .study import main as study
 
         return study(rest)
+    if command == "sweep":
+        from .sweep import main as sweep
+
+        return sweep(rest)
     if command == "report":
         from .report import main as report
 
