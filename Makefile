@@ -8,7 +8,7 @@ TORCH_CPU  ?= torch==2.13.0
 TORCH_CUDA ?= torch
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-fast study bench bench-gpu test test-slow lint validate sft dpo sft-dpo eval report clean
+.PHONY: install demo demo-fast study sweep bench bench-gpu test test-slow lint validate sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
@@ -50,6 +50,19 @@ STUDY ?= seed004_cpu
 study: $(STAMP)
 	$(PY) -m eval study run --plan $(STUDY)
 	$(PY) -m eval study report --plan $(STUDY) --out reports/seed004
+
+# make sweep SWEEP="method=sft,dpo,sft_dpo seed=0,1,2" [ARGS="model=gemma3-270m train.max_steps=50 ..."]
+#   [SWEEP_NAME=name] [SWEEP_EVAL="limit=20 generate.max_new_tokens=80"]: every job of the sweep
+# (Hydra's syntax; ARGS may choose hydra/launcher=joblib or submitit_slurm) trained into
+# runs/<sweep name>/ (default name: the swept keys, e.g. method-seed; finished runs are skipped,
+# interrupted ones resumed), each run evaluated, then runs/<sweep name>/report/: tables.md and
+# study.json (each arm pooled over its seeds, paired differences) and report.html (every run).
+SWEEP ?=
+SWEEP_NAME ?=
+SWEEP_EVAL ?=
+sweep: $(STAMP)
+	@test -n "$(SWEEP)" || { echo 'usage: make sweep SWEEP="method=sft,dpo seed=0,1,2" [ARGS="..."] [SWEEP_NAME=...] [SWEEP_EVAL="..."]'; exit 2; }
+	$(PY) -m eval sweep $(SWEEP) $(ARGS) $(if $(SWEEP_NAME),--name $(SWEEP_NAME)) --eval "$(SWEEP_EVAL)"
 
 # make bench: framework overhead vs plain TRL, data / eval throughput, peak RSS, the CPU lever
 # (bench/run.py; about 10 minutes on 2 cores, on an otherwise idle machine).
