@@ -86,22 +86,24 @@ def compose_jobs(overrides: list[str]) -> list[Job]:
     combos, swept = expand(overrides)
     jobs = []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        for combo in combos:
-            try:
-                cfg = compose("config", overrides=combo, return_hydra_config=True)
-            except HydraException as e:
-                raise SweepError(f"{' '.join(combo)}: {str(e).splitlines()[0]}") from None
-            HydraConfig.instance().set_config(cfg)  # what a job of `python -m train -m` sees (run names)
-            with open_dict(cfg):
-                del cfg["hydra"]
-            try:
-                c = typed(cfg)
-            except ConfigError as e:
-                raise SweepError(f"config error: {e} (job: {' '.join(combo)})") from None
-            vary = [o for o in combo if o.split("=", 1)[0].lstrip("+~") in swept]
-            jobs.append(Job(combo, c.name, Path(c.run_dir), c.seed, swept=vary,
-                            arm=" ".join(o for o in vary if o.split("=", 1)[0] != "seed") or c.method.name))
-        HydraConfig.instance().cfg = None
+        try:
+            for combo in combos:
+                try:
+                    cfg = compose("config", overrides=combo, return_hydra_config=True)
+                except HydraException as e:
+                    raise SweepError(f"{' '.join(combo)}: {str(e).splitlines()[0]}") from None
+                HydraConfig.instance().set_config(cfg)  # what a job of `python -m train -m` sees (run names)
+                with open_dict(cfg):
+                    del cfg["hydra"]
+                try:
+                    c = typed(cfg)
+                except ConfigError as e:
+                    raise SweepError(f"config error: {e} (job: {' '.join(combo)})") from None
+                vary = [o for o in combo if o.split("=", 1)[0].lstrip("+~") in swept]
+                jobs.append(Job(combo, c.name, Path(c.run_dir), c.seed, swept=vary,
+                                arm=" ".join(o for o in vary if o.split("=", 1)[0] != "seed") or c.method.name))
+        finally:
+            HydraConfig.instance().cfg = None  # no later config of this process takes these overrides
     return jobs
 
 

@@ -32,13 +32,13 @@ def summary(stdout: str) -> list[list[str]]:
 
 def test_a_multirun_runs_every_job_and_fails_when_one_failed(tmp_path):
     # job 1 diverges (NaN at step 2), job 2 trains, job 3 is a bad config: every one of them runs
-    r = train_multirun(tmp_path, "method.sft.learning_rate=1e30,5e-3,-1", "train.max_steps=3")
+    r = train_multirun(tmp_path, "method.sft.learning_rate=1e30,5e-3,-1")
     assert r.returncode == 1, r.stderr[-3000:]
     rows = summary(r.stdout)
     assert [row[1] for row in rows] == ["diverged", "done", "config error"]
     diverged, done, bad = rows
     assert diverged[0] == "sft-tiny-lora-keywords-limit8-val_fraction0-learning_rate1e+30-batch_size4-eval_steps0-" \
-                          "logging_steps1-max_length256-max_steps3-warmup0-s0"
+                          "logging_steps1-max_length256-max_steps2-warmup0-s0"
     assert Path(diverged[2]) == tmp_path / diverged[0] and Path(done[2]) == tmp_path / done[0]
     assert (Path(done[2]) / "adapter_model.safetensors").is_file()  # the job after the failure ran
     assert json.loads((Path(diverged[2]) / "status.json").read_text())["state"] == "diverged"
@@ -77,31 +77,45 @@ def _wait_for(path: Path, proc, what: str, seconds: float = 120):
 
 def test_one_run_directory_one_writer_and_a_killed_writer_does_not_block_resume(tmp_path):
     """Two real processes on one name: the second fails at once, naming the run and the holder,
-    and changes nothing; after kill -9 of the first, resume=true goes on past its stale lock."""
-    args = [sys.executable, "-m", "train", *FAST, "train.max_steps=400", f"out_dir={tmp_path}", "name=same"]
-    run, lock = tmp_path / "same", tmp_path / ".same.lock"
-    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    and changes nothing; after kill -9 of the first, resume=true goes on past its stale lock.
+    The first is `python -m train`; the second a fork of this test's process running the same
+    command's code (train.cli.run_job), which skips the seconds a fresh Python takes to import."""
+    import multiprocessing
+
+    from conftest import compose_config, train_tiny
+
+    same = (*FAST, "train.max_steps=400", f"out_dir={tmp_path}", "name=same")
+    run, lock, err = tmp_path / "same", tmp_path / ".same.lock", tmp_path / "second.err"
+    first = subprocess.Popen([sys.executable, "-m", "train", *same], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+
+    def second_writer():
+        from train.cli import run_job
+
+        sys.stderr = open(err, "w", encoding="utf-8")
+        rc = run_job(compose_config(*same)).rc
+        sys.stderr.flush()
+        os._exit(rc)
+
     try:
-        _wait_for(run / "metrics.jsonl", first, "training")  # it holds the lock and is training
+        _wait_for(run / "data.json", first, "run directory")  # it holds the lock and has opened the run
         kept = {f: (run / f).read_bytes() for f in ("config.yaml", "data.json", "status.json")}
         stamps = {f: (run / f).stat().st_mtime_ns for f in kept}
-        started = time.monotonic()
-        second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert first.poll() is None  # the first one was still training all along
-        assert second.returncode == 1
-        assert second.stderr.strip().splitlines() == [
+        second = multiprocessing.get_context("fork").Process(target=second_writer)
+        second.start()
+        second.join(timeout=60)  # "at once": it stops before any data or model is loaded
+        assert second.exitcode == 1 and first.poll() is None  # the first one is still training
+        assert err.read_text().strip().splitlines() == [
             f"error: {run} is being trained right now by pid {first.pid} on this host; wait for it, or stop it "
             f"(kill {first.pid} saves a checkpoint) and continue with resume=true"]
         assert {f: (run / f).read_bytes() for f in kept} == kept  # touched nothing
         assert {f: (run / f).stat().st_mtime_ns for f in kept} == stamps
         assert json.loads(lock.read_text())["pid"] == first.pid
-        assert time.monotonic() - started < 60  # "at once": before any data or model is loaded
+        _wait_for(run / "metrics.jsonl", first, "training")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     assert lock.exists() and json.loads((run / "status.json").read_text())["state"] == "running"  # stale
-    from conftest import train_tiny
-
     resumed = train_tiny(tmp_path, "data=keywords", "data.limit=8", "train.max_steps=400", "name=same",
                          "resume=true", "train.stop_at_step=1")
     status = json.loads((resumed / "status.json").read_text())
@@ -109,10 +123,10 @@ def test_one_run_directory_one_writer_and_a_killed_writer_does_not_block_resume(
     assert not lock.exists()  # released and removed by the run that held it
 
 
-def test_make_sweep_end_to_end(tmp_path):
+def test_make_sweep_end_to_end(tmp_path, monkeypatch):
     """`make sweep`: 2 methods x 2 seeds of the tiny model trained, then evaluated, then one report
-    pooling the seeds of each method with their paired difference; a second `make sweep` finds
-    everything done and trains nothing."""
+    pooling the seeds of each method with their paired difference; a second run of the sweep
+    finds everything done and trains nothing."""
     sweep = ["make", "-s", "sweep", "SWEEP=method=sft,dpo seed=0,1", "SWEEP_NAME=cmp",
              "SWEEP_EVAL=limit=3 generate.max_new_tokens=4", "ARGS=" + " ".join([*FAST, f"out_dir={tmp_path}"])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -133,9 +147,15 @@ def test_make_sweep_end_to_end(tmp_path):
     assert (where / "report" / "report.html").is_file() and (where / "plan.yaml").is_file()
     assert f"report: {where / 'report' / 'tables.md'}" in r.stdout
 
-    again = subprocess.run(sweep, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert again.returncode == 0 and "python -m train -m" not in again.stdout  # nothing left to train
-    assert again.stdout.count("done, already scored") == 4
+    # again: every run is found done and scored; nothing trains, nothing is evaluated
+    import eval.sweep as runner
+
+    trained, evaluated = [], []
+    monkeypatch.setattr(runner, "train", trained.append)
+    monkeypatch.setattr(runner, "evaluate", evaluated.append)
+    jobs = runner.run_specs([["method=sft,dpo", "seed=0,1", *FAST, f"out_dir={where}"]], [])
+    assert [j.evaluated for j in jobs] == ["already scored"] * 4 and trained == evaluated == []
+    assert sorted(j.run_dir for j in jobs) == runs
 
 
 @pytest.mark.slow
@@ -228,3 +248,13 @@ def test_fsdp_multinode_config_as_two_machines_on_one_host(tmp_path):
     assert status["state"] == "done" and status["world_size"] == 2 and status["stages"]["sft"]["effective_batch"] == 4
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r] == [1, 2]  # written once
     assert (run / "model.safetensors").is_file()
+
+
+def test_a_sweep_with_a_bad_config_fails_before_anything_trains(tmp_path, capsys):
+    from eval.sweep import main
+
+    assert main(["model=tiny", "train.max_length=256,16", f"out_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["python -m eval sweep: error: config error: train.max_length: 16 is too short for a prompt and an "
+                   f"answer (>= 32) (job: model=tiny train.max_length=16 out_dir={tmp_path / 'train.max_length'})"]
+    assert not any(tmp_path.iterdir())

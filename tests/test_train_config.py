@@ -19,7 +19,18 @@ def test_the_groups_ship_what_the_readme_promises():
     assert (ROOT / "conf" / "experiment" / "seed004.yaml").exists()
 
 
-@pytest.mark.parametrize("model,method,peft,data", itertools.product(*GROUPS.values()))
+# every model, peft and data option with each kind of method (SFT, DPO, both, KTO); the DPO-family
+# presets differ from dpo only inside method.dpo, and compose on their own below
+KINDS = ["sft", "dpo", "sft_dpo", "kto"]
+
+
+@pytest.mark.parametrize("method", GROUPS["method"])
+def test_every_method_preset_composes_and_checks(method):
+    c = typed(compose_config("model=tiny", f"method={method}"))
+    assert c.method.name == method and c.run_dir == f"runs/{method}-tiny-lora-style-s0"
+
+
+@pytest.mark.parametrize("model,method,peft,data", itertools.product(GROUPS["model"], KINDS, GROUPS["peft"], GROUPS["data"]))
 def test_every_combination_composes_and_checks(model, method, peft, data):
     cfg = compose_config(f"model={model}", f"method={method}", f"peft={peft}", f"data={data}")
     on_cpu = True  # this suite runs without CUDA; the two GPU-only cases must say so

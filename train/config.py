@@ -12,8 +12,6 @@ from omegaconf import MISSING
 
 from .naming import register
 
-register()  # ${overrides:...} in run names (conf/config.yaml)
-
 
 class ConfigError(ValueError):
     """A bad configuration value: one line that starts with the key."""
@@ -358,6 +356,9 @@ def structured(schema, cfg):
 def typed(cfg) -> Config:
     """A composed ``DictConfig`` -> checked :class:`Config`. Unknown keys, wrong types, missing
     values and impossible combinations raise :class:`ConfigError` with the key first."""
+    # ${overrides:...} in run names (conf/config.yaml). At each call: Hydra's joblib launcher resets a
+    # worker's resolvers to the launching process's before every job (Singleton.set_state).
+    register()
     obj: Config = structured(Config, cfg)
     obj.check()
     return obj

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # keys that may differ between a run and its resumption (train.rundir checks the rest)
 RESUME_FREE = {"resume", "overwrite", "train.stop_at_step", "train.sigterm_grace_s", "train.report_to",
-               "train.report_online"}
+               "train.report_online", "model.allow_cpu"}
 # keys that do not change what is trained
 NOT_IN_NAME = RESUME_FREE | {"name", "out_dir"}
 PLAIN = re.compile(r"^[\w.+-]{1,40}$")

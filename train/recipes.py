@@ -176,7 +176,7 @@ def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
     evaluate = has_val and t.eval_steps > 0
     device = cfg.resolved_device()
     return dict(
-        **tracking.trainer_fields(cfg, run, stage),  # train.report_to, offline unless train.report_online
+        **tracking.trainer_fields(cfg, stage),  # train.report_to (where they write: tracking.environment)
         output_dir=run.checkpoints(stage),
         num_train_epochs=st.epochs if st.epochs is not None else t.epochs,
         max_steps=t.max_steps,
@@ -296,8 +296,6 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
     control = step_control(run, cfg.train.stop_at_step, preemption)
     callbacks.append(control)  # last: it sees what the others decided about saving
-    trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
-
     resume_from, start_step = None, 0
     if run.resuming:
         resume_from = last_complete_checkpoint(run.checkpoints(stage))
@@ -305,15 +303,17 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         run.drop_metrics_after(stage, start_step)  # the steps after it are logged again
         if resume_from:
             log.info("%s: resuming from %s", stage, resume_from)
-    started = time.perf_counter()
-    try:
-        with run.writing(lambda: control.saving):
-            result = trainer.train(resume_from_checkpoint=resume_from)
-    except (Exception, KeyboardInterrupt) as e:
-        _close_progress_bar(trainer)
-        if isinstance(e, RunWriteError):
-            run.discard(control.saving)
-        raise
+    with tracking.environment(cfg, run, stage):  # read when the trainer is built and when training starts
+        trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
+        started = time.perf_counter()
+        try:
+            with run.writing(lambda: control.saving):
+                result = trainer.train(resume_from_checkpoint=resume_from)
+        except (Exception, KeyboardInterrupt) as e:
+            _close_progress_bar(trainer)
+            if isinstance(e, RunWriteError):
+                run.discard(control.saving)
+            raise
     seconds = time.perf_counter() - started
     state = trainer.state
     finished = control.stopped_by is None or state.global_step >= state.max_steps

@@ -10,30 +10,38 @@ where they write. With ``train.report_online=false`` (the default) nothing goes 
 
 ``train.report_online=true`` hands each tool back its own settings (the environment variables
 above, ``WANDB_MODE``, ``MLFLOW_TRACKING_URI``). transformers reads these only from the
-environment, so they are set for each stage and the user's own values restored afterwards.
+environment, so they are set while a stage trains and the user's own values restored afterwards.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 PROJECT = "sftdpo"  # trackio's project (the runs inside it are named <run name>/<stage>)
-# what the user's environment held before we changed it; None = unset
-_user: dict[str, str | None] = {}
 
 
-def trainer_fields(cfg, run, stage: str) -> dict:
-    """The TrainingArguments fields for ``train.report_to``; sets the trackers' environment."""
+def trainer_fields(cfg, stage: str) -> dict:
+    """The TrainingArguments fields for ``train.report_to``."""
+    return {"report_to": list(cfg.train.report_to) or "none", "run_name": f"{cfg.name}/{stage}", "project": PROJECT}
+
+
+@contextmanager
+def environment(cfg, run, stage: str):
+    """The trackers' environment while a stage's trainer is built and trained; the user's own
+    values come back afterwards."""
     env: dict[str, str | None] = {"TENSORBOARD_LOGGING_DIR": run.tensorboard(stage)}  # no argument for it in transformers 5
     if not cfg.train.report_online:
         env.update(TRACKIO_SPACE_ID=None, TRACKIO_SERVER_URL=None, WANDB_MODE="offline",
                    WANDB_DIR=str(run.path.resolve()), MLFLOW_TRACKING_URI=(run.path / "mlruns").resolve().as_uri())
-    for key in set(_user) - set(env):  # an earlier offline job of this process changed it: give it back
-        _set(key, _user[key])
-    for key, value in env.items():
-        _user.setdefault(key, os.environ.get(key))
-        _set(key, value)
-    return {"report_to": list(cfg.train.report_to) or "none", "run_name": f"{cfg.name}/{stage}", "project": PROJECT}
+    before = {key: os.environ.get(key) for key in env}
+    try:
+        for key, value in env.items():
+            _set(key, value)
+        yield
+    finally:
+        for key, value in before.items():
+            _set(key, value)
 
 
 def _set(key: str, value: str | None) -> None:
