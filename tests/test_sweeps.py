@@ -1,6 +1,7 @@
 """Sweeps: ``python -m train -m`` runs every job, names them apart, one writer per run
-directory, ``make sweep`` end to end (joblib launcher for real), submitit's Slurm launcher at the
-config level, and two "machines" on 127.0.0.1 through conf/accelerate/fsdp_multinode.yaml."""
+directory, the sweep runner end to end (and ``make sweep`` with the joblib launcher for real,
+slow), submitit's Slurm launcher at the config level, and two "machines" on 127.0.0.1 through
+conf/accelerate/fsdp_multinode.yaml (slow)."""
 
 import json
 import os
@@ -25,9 +26,13 @@ def train_multirun(tmp_path, *overrides, timeout=300):
 
 
 def summary(stdout: str) -> list[list[str]]:
-    """The sweep's summary lines, split into name, state, run directory."""
-    lines = stdout[stdout.index("\nsweep: "):].splitlines()[2:]
-    return [re.split(r"\s{2,}", line.strip()) for line in lines if line.strip()]
+    """The multirun's summary lines (indented, after "sweep: N job(s)"), split into name, state, run directory."""
+    rows = []
+    for line in stdout[stdout.index("\nsweep: "):].splitlines()[2:]:
+        if not line.startswith("  "):
+            break
+        rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
 
 
 def test_a_multirun_runs_every_job_and_fails_when_one_failed(tmp_path):
@@ -123,15 +128,17 @@ def test_one_run_directory_one_writer_and_a_killed_writer_does_not_block_resume(
     assert not lock.exists()  # released and removed by the run that held it
 
 
-def test_make_sweep_end_to_end(tmp_path, monkeypatch):
-    """`make sweep`: 2 methods x 2 seeds of the tiny model trained, then evaluated, then one report
-    pooling the seeds of each method with their paired difference; a second run of the sweep
-    finds everything done and trains nothing."""
-    sweep = ["make", "-s", "sweep", "SWEEP=method=sft,dpo seed=0,1", "SWEEP_NAME=cmp",
-             "SWEEP_EVAL=limit=3 generate.max_new_tokens=4", "ARGS=" + " ".join([*FAST, f"out_dir={tmp_path}"])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(sweep, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+def test_a_sweep_trains_evaluates_and_pools_the_seeds_of_each_method(tmp_path, monkeypatch, capsys):
+    """What `make sweep` runs (`python -m eval sweep`, here in this process; the training is a real
+    `python -m train -m`): 2 methods x 2 seeds of the tiny model trained, then evaluated, then one
+    report pooling the seeds of each method with their paired difference; run again, it finds
+    everything done and scored and trains nothing."""
+    import eval.sweep as runner
+
+    args = ["method=sft,dpo", "seed=0,1", *FAST, f"out_dir={tmp_path}", "--name", "cmp",
+            "--eval", "limit=3 generate.max_new_tokens=4"]
+    assert runner.main(args) == 0
+    out = capsys.readouterr().out
     where = tmp_path / "cmp"
     runs = sorted(p for p in where.iterdir() if p.is_dir() and p.name != "report")
     assert [p.name.split("-")[0] + p.name[-3:] for p in runs] == ["dpo-s0", "dpo-s1", "sft-s0", "sft-s1"]
@@ -145,32 +152,30 @@ def test_make_sweep_end_to_end(tmp_path, monkeypatch):
     assert study["differences"]["method=dpo − method=sft"]["preference.heldout_nll"]["prompts"] == 3
     assert "| preference.heldout_nll ↓ |" in (where / "report" / "tables.md").read_text()
     assert (where / "report" / "report.html").is_file() and (where / "plan.yaml").is_file()
-    assert f"report: {where / 'report' / 'tables.md'}" in r.stdout
-
-    # again: every run is found done and scored; nothing trains, nothing is evaluated
-    import eval.sweep as runner
+    assert out.count(", scored  ") == 4 and f"report: {where / 'report' / 'tables.md'}" in out
 
     trained, evaluated = [], []
     monkeypatch.setattr(runner, "train", trained.append)
     monkeypatch.setattr(runner, "evaluate", evaluated.append)
-    jobs = runner.run_specs([["method=sft,dpo", "seed=0,1", *FAST, f"out_dir={where}"]], [])
-    assert [j.evaluated for j in jobs] == ["already scored"] * 4 and trained == evaluated == []
-    assert sorted(j.run_dir for j in jobs) == runs
+    assert runner.main(args) == 0
+    assert trained == evaluated == [] and capsys.readouterr().out.count("done, already scored") == 4
 
 
 @pytest.mark.slow
-def test_the_joblib_launcher_runs_two_jobs_at_once_each_on_its_own_gpu(tmp_path):
-    """hydra/launcher=joblib for real: 2 jobs of the tiny model in 2 worker processes, each pinned
-    to one of the GPUs in CUDA_VISIBLE_DEVICES (no GPU here: the variable is what is checked)."""
+def test_make_sweep_with_the_joblib_launcher_runs_two_jobs_at_once_each_on_its_own_gpu(tmp_path):
+    """`make sweep` itself, with hydra/launcher=joblib: 2 jobs of the tiny model in 2 worker
+    processes, each pinned to one of the GPUs in CUDA_VISIBLE_DEVICES (there is no GPU here: the
+    variable is what is checked), then evaluated and reported."""
+    sweep = ["make", "-s", "sweep", "SWEEP=method=sft,dpo", "SWEEP_NAME=par", "SWEEP_EVAL=limit=2 generate.max_new_tokens=4",
+             "ARGS=" + " ".join([*FAST, f"out_dir={tmp_path}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "4,5", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "train", "-m", *FAST, f"out_dir={tmp_path}", "seed=0,1", "hydra/launcher=joblib",
-           "hydra.launcher.n_jobs=2"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(sweep, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert [row[1] for row in summary(r.stdout)] == ["done", "done"]
-    statuses = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/status.json"))]
+    statuses = [json.loads(p.read_text()) for p in sorted((tmp_path / "par").glob("*/status.json"))]
     assert len(statuses) == 2 and {s["cuda_visible_devices"] for s in statuses} == {"4", "5"}
-    assert len({s["pid"] for s in statuses}) == 2  # two worker processes, not the launching one
+    assert len({s["pid"] for s in statuses}) == 2  # two worker processes
+    assert (tmp_path / "par" / "report" / "tables.md").is_file() and r.stdout.count(", scored  ") == 2
 
 
 def test_the_submitit_slurm_launcher_at_the_config_level(tmp_path, monkeypatch):

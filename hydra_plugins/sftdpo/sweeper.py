@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# Hydra's default sweeper lives in hydra._internal (stable through Hydra 1.x); extending it keeps
+# its sweep syntax and batching exactly as they are
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 
