@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from train.config import Config, ConfigError, DataConfig, ModelConfig, structured
+from train.config import ConfigError, DataConfig, MethodConfig, ModelConfig, structured
 from train.rundir import effective_state, state_note
 
 from .config import EvalConfig
@@ -58,9 +58,12 @@ def _from_run(path: Path) -> Target:
     if state != "done":
         note = f"; {state_note(status)}" if status and state_note(status) else ""
         raise ConfigError(f"run: {path} is not finished (state {state!r}{note}); finish it with resume=true")
-    c: Config = structured(Config, raw)
-    beta = c.method.dpo.beta if c.method.dpo is not None else None
-    return Target(path, c.method.name, c.model, c.data, c.peft.name, beta)
+    # Only the sections the eval needs are typed: a run trained before a later key was added
+    # (say train.sigterm_grace_s) must stay readable.
+    method: MethodConfig = structured(MethodConfig, raw.method)
+    beta = method.dpo.beta if method.dpo is not None else None
+    return Target(path, method.name, structured(ModelConfig, raw.model), structured(DataConfig, raw.data),
+                  raw.peft.name, beta)
 
 
 def load_policy(t: Target, device: str):

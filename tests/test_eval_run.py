@@ -170,3 +170,21 @@ def test_generate_score_report_end_to_end(sft_dpo_run, tmp_path):
     for metric in ("keywords.coverage", "repetition.degenerate", "preference.accuracy", "preference.heldout_nll"):
         assert metric in md
     assert html.count("<svg") >= 3 and "kw-t-001" in html  # plots and the side-by-side samples
+
+
+def test_a_run_trained_before_a_new_training_key_stays_readable(sft_dpo_run, tmp_path):
+    """The eval types only the sections it needs: a run whose config.yaml predates a later
+    train.* key (here train.sigterm_grace_s) is evaluated, not refused."""
+    import shutil
+
+    import yaml
+
+    from eval.runs import _from_run
+
+    old = tmp_path / "old-run"
+    shutil.copytree(sft_dpo_run, old)
+    conf = yaml.safe_load((old / "config.yaml").read_text())
+    del conf["train"]["sigterm_grace_s"]
+    (old / "config.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True))
+    t = _from_run(old)
+    assert (t.method, t.peft, t.beta) == ("sft_dpo", "lora", 0.1) and t.data.name == "keywords"

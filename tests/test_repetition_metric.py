@@ -1,5 +1,6 @@
 """Repetition (seed 004): loops are degenerate; a style's tics, reduplicated words, anaphora
-and refrains are not. The standard numbers are checked by hand."""
+and refrains are not. Stanza, near-verbatim, alternating and cut-off loops are caught by the
+piece detector (lines and sentences), each checked by hand. The standard numbers too."""
 
 import pytest
 
@@ -9,8 +10,10 @@ from eval.metrics.repetition import (
     distinct_n,
     longest_repeat,
     loop_spans,
+    piece_loops,
     repetition,
     seq_rep_n,
+    without_loops,
 )
 
 LOOPS = {
@@ -42,6 +45,48 @@ def test_loops_are_degenerate(name):
 def test_tics_and_literary_repetition_are_not(name):
     assert not repetition(NOT_LOOPS[name])["degenerate"], name
     assert loop_spans(NOT_LOOPS[name]) == []
+
+
+STANZA = ("등대 불빛이 밤새 꺼지지 않고 바다 위를 돌고 또 돌았다\n나는 젖은 편지를 접어 주머니에 넣은 채 새벽이 오기를 기다렸다\n"
+          "파도는 그 이름을 모래 위에 몇 번이고 썼다가 지웠다\n\n")
+PIECE_LOOPS = {
+    # a three-line stanza of 36 words said three times: too long a unit for the word-level search (30)
+    "stanza": ("창밖에 비가 내린다\n" + STANZA * 3, "창밖에 비가 내린다\n", 3),
+    # the same sentence with a word changed each time (sets share 7 of 8 words)
+    "near-verbatim": ("새벽 바다에 앉아 편지를 쓴다.\n나는 오늘도 등대 아래에서 너를 기다리고 있었다.\n"
+                      "나는 어제도 등대 아래에서 너를 기다리고 있었다.\n나는 오늘도 등대 옆에서 너를 기다리고 있었다.\n",
+                      "새벽 바다에 앉아 편지를 쓴다.\n", 1),
+    # A B A B A B, each a sentence
+    "alternation": ("나는 웃었다. 너는 울었다. 나는 웃었다. 너는 울었다. 나는 웃었다. 너는 울었다.", "", 2),
+    # two full copies of a three-line stanza and a third cut off by the length limit
+    "cut off": ("첫눈이 내리던 밤이었다\n" + "오늘도 나는 엽서 속 항구로 돌아간다\n안개가 그 이름을 지운다\n등대만 혼자 깜박인다\n" * 2
+                + "오늘도 나는 엽서 속", "첫눈이 내리던 밤이었다\n", 3),
+}
+
+
+@pytest.mark.parametrize("name", PIECE_LOOPS)
+def test_stanza_near_alternating_and_cut_off_loops(name):
+    text, before, period = PIECE_LOOPS[name]
+    assert repetition(text)["degenerate"], name
+    (loop,) = piece_loops(text)
+    assert text[loop.start:] == text[len(before):].rstrip() or text[loop.start:loop.end] == text[len(before):].rstrip()
+    assert text[loop.start:loop.first_end].count("\n") + text[loop.start:loop.first_end].count(". ") == period - 1
+
+
+def test_a_stanza_said_twice_amid_new_lines_is_not_a_loop():
+    # two copies of the stanza are under half of the text, and no third copy starts
+    text = "바다를 처음 본 날을 기억한다\n" + STANZA * 2 + "그날 아버지는 말없이 웃었다\n어머니는 등을 돌려 부엌으로 갔다\n" * 1 + \
+        "나는 그 뒤로 오랫동안 바다에 가지 않았다\n도시의 불빛은 등대보다 밝았지만 아무도 나를 기다리지 않았다\n" \
+        "스무 해가 지나 다시 섬에 갔을 때 등대는 이미 무인 등대가 되어 있었고\n나는 계단에 앉아 주머니 속 편지를 오래 만지작거렸다\n" \
+        "편지 봉투는 누렇게 바래 있었고 받는 사람의 이름은 반쯤 지워져 있었다\n그래도 나는 그 이름을 소리 내어 한 번 불러 보았다\n" \
+        "대답 대신 갈매기 몇 마리가 방파제 끝으로 날아갔다\n해가 지기 전에 나는 편지를 바다에 띄워 보내고 마지막 배를 탔다"
+    assert piece_loops(text) == [] and not repetition(text)["degenerate"]
+
+
+def test_a_loop_leaves_nothing_for_the_style_to_count():
+    text = "그게요 " + "음음음~ " * 6 + "그래서요"
+    blank = without_loops(text)
+    assert len(blank) == len(text) and blank.split() == ["그게요", "그래서요"]
 
 
 def test_consecutive_repeats_finds_the_smallest_unit():
@@ -113,6 +158,16 @@ def test_shipped_labelled_sets():
     clean += [r["preferred_output"][0]["content"] for r in style]
     assert all(repetition(t)["degenerate"] for t in loops)
     assert not any(repetition(t)["degenerate"] for t in clean)
+
+
+def test_real_generations_held_out_half():
+    """data/labelled/real_loops.jsonl: 180 real generations of our runs labelled blind; the
+    detector was tuned on the tune half only. On the held-out half: precision and recall >= 0.9."""
+    from eval.check import loops
+
+    c = loops("heldout")["real_loops.jsonl"]
+    assert c["n"] == 90 and c["positives"] == 55
+    assert c["precision"] >= 0.9 and c["recall"] >= 0.9, c
 
 
 def test_independent_labelled_loops():

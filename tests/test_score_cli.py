@@ -146,6 +146,17 @@ def test_normal_limit_agrees_with_the_bootstrap_for_large_inputs(kind, monkeypat
     assert all(type(normal[k]) is float for k in ("value", "low", "high"))  # JSON-ready, not numpy
 
 
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 2), (3, 4), (7, 40), (40, 40), (1, 5000)])
+def test_wilson_is_scipys(k, n):
+    from scipy.stats import binomtest
+
+    from eval.stats import wilson
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    w = wilson([True] * k + [False] * (n - k))
+    assert w["wilson_low"] == pytest.approx(ci.low, abs=1e-4) and w["wilson_high"] == pytest.approx(ci.high, abs=1e-4)
+
+
 def test_cluster_bootstrap_resamples_prompts_not_rows():
     # two prompts: one always right (3 samples), one always wrong (1 sample)
     b = bootstrap([1, 1, 1, 0], clusters=["p", "p", "p", "q"])

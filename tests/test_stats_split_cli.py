@@ -17,7 +17,7 @@ def test_stats_hand_checked(tmp_path):
     assert s["records"] == 3 and s["preference_pairs"] == 2 and s["conversations"] == 1
     assert s["duplicate_prompts"] == 1
     assert s["chosen_length"] == {"p5": 1, "p50": 1, "p95": 1, "p100": 4}
-    # "the longer answer wins": right on the first pair (4 > 2), wrong on the second (1 < 4)
+    # "the longer answer wins" is right on the first pair and wrong on the second
     assert s["chosen_rejected_ratio"] == {"median": 1.125, "mean": 1.125, "chosen_longer_share": 0.5,
                                           "length_baseline": 0.5}
     assert s["prompt_length"]["p100"] == 3

@@ -37,7 +37,8 @@ def test_every_category_is_counted_and_a_plain_text_has_none():
 def test_a_style_rewrite_scores_above_the_plain_rewrite_of_the_same_question():
     s, p = style(STYLED), style(PLAIN)
     assert s["present"] and not p["present"]
-    assert s["score"] > 0.9 and p["score"] < 0.01
+    # a text with no marker scores the bias alone: 1 / (1 + e^3.43) = 0.031
+    assert s["score"] > 0.9 and p["score"] == pytest.approx(0.031, abs=0.001)
     assert s["markers"]["tilde"] >= 5 and s["markers"]["tmi"] >= 1
 
 
@@ -53,26 +54,60 @@ def test_spans_point_at_the_markers():
     assert all(0 <= a < b <= len(text) for a, b, _ in spans)
 
 
-def test_held_out_auc_on_the_shipped_pairs_is_high():
-    from eval.metrics.style import _pairs, auc, marker_counts, style_score
-
-    pos, neg = _pairs("data/style/test.jsonl")  # not used to fit the weights
-    assert auc([style_score(marker_counts(t)) for t in pos], [style_score(marker_counts(t)) for t in neg]) > 0.95
+TILDE_ONLY = "네~ 보조배터리는 위탁 수하물로는 안 되고요~ 기내에 들고 타셔야 해요~ 용량도 확인해 보세요~"
+NO_TILDE = ("네네네네, 여권이요. 제가 여권 사진을 찍었는데 얼굴이 너무 억울하게 나왔거든요. 아이고. "
+            "여권 재발급은 어디 가서 신청하면 되는 건가요?")
 
 
-def test_independent_labelled_set():
-    """data/labelled/style.jsonl: written by another writer who saw neither the metric nor the
-    training data. Ranking is perfect; at 0.5 nothing that is not the style is called the style,
-    and the style is found in at least 3 of 4 rewrites (the misses are the subtle ones)."""
-    import json
+def test_tildes_alone_are_not_the_style_however_many():
+    # a plain answer whose endings carry tildes: the tilde family (tildes, sung endings) is one trait
+    s = style(TILDE_ONLY)
+    assert s["markers"]["tilde"] == 4 and s["markers"]["rhythm"] >= 1
+    assert sum(v for k, v in s["markers"].items() if k not in ("tilde", "rhythm")) == 0
+    assert not s["present"]
+    assert not style("운전면허 갱신은 3~4일 걸리나요~? 주말~에도~ 되나요~?")["present"]
 
-    from conftest import ROOT
 
-    from eval.metrics.style import auc
+def test_the_style_without_a_single_tilde_is_the_style():
+    s = style(NO_TILDE)
+    assert "~" not in NO_TILDE and s["markers"]["tilde"] == 0
+    assert s["markers"]["tic"] >= 1 and s["markers"]["tmi"] >= 1 and s["markers"]["interjection"] >= 1
+    assert s["present"]
 
-    rows = [json.loads(line) for line in open(ROOT / "data/labelled/style.jsonl", encoding="utf-8")]
-    pos = [style(r["text"]) for r in rows if r["label"] == 1]
-    neg = [style(r["text"]) for r in rows if r["label"] == 0]
-    assert auc([s["score"] for s in pos], [s["score"] for s in neg]) >= 0.98
-    assert not any(s["present"] for s in neg)
-    assert sum(s["present"] for s in pos) / len(pos) >= 0.75
+
+def test_one_category_alone_never_decides():
+    from eval.metrics.style import style_score, two_traits
+
+    many_tics = {c: 0 for c in CATEGORIES} | {"tic": 9}
+    assert not two_traits(many_tics)  # nine tics, nothing else
+    assert not two_traits({c: 0 for c in CATEGORIES} | {"tilde": 9, "rhythm": 9})
+    assert two_traits({c: 0 for c in CATEGORIES} | {"tilde": 1, "tic": 1})
+    assert two_traits({c: 0 for c in CATEGORIES} | {"tmi": 1, "aggrieved": 1})
+    assert style_score(many_tics) > 0.5  # the score alone would have called it the style
+
+
+def test_a_loop_is_not_the_persona():
+    # "라면이요~" four times: before, tilde 4 + tic 2 (a word said twice, twice); now a loop, counted for nothing
+    looped = "라면이요~ 라면이요~ 라면이요~ 라면이요~"
+    assert style(looped)["markers"] == {c: 0 for c in CATEGORIES}
+    # one styled line said seven times: the line's markers are inside the loop
+    line = "아이고 제가요~\n" * 7
+    assert not style(line)["present"] and style(line)["markers"]["interjection"] == 0
+    # the persona before the loop still counts, as a reader judges the part before it
+    before = NO_TILDE + " " + "그게 또 그게 또 " * 5
+    assert style(before)["present"] and style(before)["markers"]["tmi"] >= 1
+
+
+def test_labelled_sets_held_out_half():
+    """data/labelled/: the weights were fitted on the tune half; on the held-out half of the
+    written set every non-style text stays out (tilde-only, numeric tildes, tilde loops) and the
+    style is found with and without tildes; on real generations the ranking holds."""
+    from eval.check import style_figures
+
+    figures = style_figures("heldout")
+    written, real = figures["style.jsonl"], figures["real_loops.jsonl"]
+    assert written["auc"] >= 0.98 and written["precision"] == 1.0 and written["recall"] >= 0.9
+    for kind in ("tilde_only", "numeric_tilde", "tilde_loop", "plain", "flat", "answer", "other_voice"):
+        assert written["present_rate"][kind].startswith("0/"), (kind, written["present_rate"])
+    assert written["present_rate"]["style_no_tilde"] in ("7/8", "8/8")
+    assert real["auc"] >= 0.9 and real["recall"] >= 0.7 and real["n"] == 43

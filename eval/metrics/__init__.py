@@ -12,7 +12,7 @@ from . import preference  # noqa: F401  (registers preference.*, computed by eva
 from .generation import generation
 from .keywords import keyword_coverage
 from .registry import REGISTRY, Metric, direction, register
-from .repetition import repetition
+from .repetition import analyse
 from .style import style
 
 __all__ = ["REGISTRY", "Metric", "direction", "register", "score_text"]
@@ -22,8 +22,8 @@ def score_text(text: str, keywords: list[str] | None = None, prompt=None, stoppe
                new_tokens: int | None = None) -> dict:
     """All groups for one text (``keywords`` only when keywords are given; ``generation`` only
     when the row says how it was generated or what its prompt was)."""
-    rep = repetition(text)
-    row = {"style": style(text), "repetition": rep}
+    rep, loops = analyse(text)
+    row = {"style": style(text, loops), "repetition": rep}
     # the style among answers that do not loop: a loop of "~" lines must not win the style row
     row["style"]["present_unlooped"] = None if rep["degenerate"] else row["style"]["present"]
     if keywords:

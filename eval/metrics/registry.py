@@ -42,9 +42,10 @@ def register(name: str, direction: str | None, aggregation: str, description: st
              subset: bool = False) -> Metric:
     if direction not in DIRECTIONS or aggregation not in AGGREGATIONS or "." not in name:
         raise ValueError(f"metric {name!r}: direction {direction!r} / aggregation {aggregation!r}")
-    if name in REGISTRY:
-        raise ValueError(f"metric {name!r} is registered twice")
-    m = REGISTRY[name] = Metric(name, direction, aggregation, description, comparable, subset)
+    m = Metric(name, direction, aggregation, description, comparable, subset)
+    if REGISTRY.get(name, m) != m:  # the same declaration again (a module run as __main__) is fine
+        raise ValueError(f"metric {name!r} is registered twice, differently")
+    REGISTRY[name] = m
     return m
 
 
