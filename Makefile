@@ -6,8 +6,8 @@ PYTEST_ARGS ?=
 # TORCH_BUILD=cu128: that CUDA build of torch instead of the one chosen for the driver
 TORCH_BUILD ?=
 
-.PHONY: install demo demo-fast study bench bench-gpu gpu-check wheels mirror test test-slow test-min lint validate sft dpo \
-	sft-dpo eval report clean
+.PHONY: install demo demo-fast study sweep bench bench-gpu gpu-check wheels mirror test test-slow test-min lint validate \
+	sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
 
@@ -48,6 +48,19 @@ STUDY ?= seed004_cpu
 study: $(STAMP)
 	$(PY) -m eval study run --plan $(STUDY)
 	$(PY) -m eval study report --plan $(STUDY) --out reports/seed004
+
+# make sweep SWEEP="method=sft,dpo,sft_dpo seed=0,1,2" [ARGS="model=gemma3-270m train.max_steps=50 ..."]
+#   [SWEEP_NAME=name] [SWEEP_EVAL="limit=20 generate.max_new_tokens=80"]: every job of the sweep
+# (Hydra's syntax; ARGS may choose hydra/launcher=joblib or submitit_slurm) trained into
+# runs/<sweep name>/ (default name: the swept keys, e.g. method-seed; finished runs are skipped,
+# interrupted ones resumed), each run evaluated, then runs/<sweep name>/report/: tables.md and
+# study.json (each arm pooled over its seeds, paired differences) and report.html (every run).
+SWEEP ?=
+SWEEP_NAME ?=
+SWEEP_EVAL ?=
+sweep: $(STAMP)
+	@test -n "$(SWEEP)" || { echo 'usage: make sweep SWEEP="method=sft,dpo seed=0,1,2" [ARGS="..."] [SWEEP_NAME=...] [SWEEP_EVAL="..."]'; exit 2; }
+	$(PY) -m eval sweep $(SWEEP) $(ARGS) $(if $(SWEEP_NAME),--name $(SWEEP_NAME)) --eval "$(SWEEP_EVAL)"
 
 # make bench: framework overhead vs plain TRL, data / eval throughput, peak RSS, the CPU lever
 # (bench/run.py; about 10 minutes on 2 cores, on an otherwise idle machine).
@@ -126,7 +139,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check data train eval tests bench scripts
+	$(PY) -m ruff check data train eval tests bench scripts hydra_plugins
 
 # make validate FILES="a.jsonl b.jsonl" [ARGS="--task dpo --map 거부됨=rejected"]
 validate: $(STAMP)

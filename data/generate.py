@@ -32,6 +32,10 @@ HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "prompts"
 CONFIG = HERE.parent / "conf" / "generate.yaml"
 PLACEHOLDER = "{{questions}}"
+# how the reply length cap is sent: OpenAI's API reads max_completion_tokens (max_tokens is
+# deprecated there), while llama.cpp's, vLLM's and other local servers read only max_tokens
+LENGTH_PARAMS = ("auto", "max_completion_tokens", "max_tokens")
+OPENAI_HOST = "api.openai.com"
 
 
 class UsageError(Exception):
@@ -45,7 +49,7 @@ class UsageError(Exception):
 class GenerateConfig:
     """The schema of conf/generate.yaml; its values live only there."""
 
-    base_url: str = MISSING
+    base_url: Optional[str] = MISSING  # None: the openai client's own default (OPENAI_BASE_URL, else OpenAI)
     model: str = MISSING
     api_key_env: str = MISSING
     prompt: str = MISSING
@@ -53,6 +57,8 @@ class GenerateConfig:
     questions_per_call: int = MISSING
     temperature: Optional[float] = MISSING
     max_completion_tokens: Optional[int] = MISSING
+    max_tokens_param: str = MISSING  # auto | max_completion_tokens | max_tokens
+    keep_paraphrases: bool = MISSING
     timeout_s: float = MISSING
     max_retries: int = MISSING
     backoff_base_s: float = MISSING
@@ -77,6 +83,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     for key, low in (("questions_per_call", 1), ("timeout_s", 1e-9), ("max_retries", 0), ("backoff_base_s", 0), ("backoff_max_s", 0)):
         if getattr(c, key) < low:
             raise UsageError(f"config error: {key} is {getattr(c, key)}; it must be {'positive' if low else '>= 0'}")
+    if c.max_tokens_param not in LENGTH_PARAMS:
+        raise UsageError(f"config error: max_tokens_param is {c.max_tokens_param!r}; it must be one of {', '.join(LENGTH_PARAMS)}")
     return c
 
 
@@ -106,6 +114,12 @@ def load_template(path: Path) -> str:
     if PLACEHOLDER not in text:
         raise UsageError(f"{path}: the prompt template has no {PLACEHOLDER} placeholder")
     return text
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``"<...>"`` strings of the template's example record (seed 000: ``"<조세호 스타일>"``):
+    a reply that copies one of them is the example echoed back, never a pair."""
+    return set(re.findall(r'"(<[^"<>\n]{1,80}>)"', template))
 
 
 def build_prompt(template: str, questions: list[str]) -> str:
@@ -248,7 +262,12 @@ def _outside_strings(s: str, start: int = 0):
 
 
 def _drop_trailing_commas(s: str) -> str:
-    """Remove commas directly before ``}`` or ``]`` outside strings (seed 000's example has one)."""
+    r"""Remove commas directly before ``}`` or ``]`` outside strings (seed 000's example has one).
+
+    By hand, not json-repair: json-repair 0.64 mends a trailing comma but also changes the text
+    of a string that holds an escaped backslash before an escaped quote (the JSON ``"x\",]"``
+    comes back as ``x",]``), and it would "repair" a record with a missing delimiter or one cut
+    off mid-string, which must be reported and asked again instead (tests/test_generate.py)."""
     drop = {j for j, c in _outside_strings(s) if c == "," and s[j + 1:].lstrip()[:1] in ("}", "]")}
     return "".join(c for j, c in enumerate(s) if j not in drop) if drop else s
 
@@ -310,42 +329,58 @@ def _describe(e: Exception, timeout_s: float) -> tuple[str, bool, bool]:
     return f"{type(e).__name__}: {str(e)[:200]}", False, False
 
 
-def _delay(attempt: int, cfg: GenerateConfig, e: Exception) -> float:
-    """Exponential backoff, or the server's Retry-After; both capped at backoff_max_s."""
-    wait = cfg.backoff_base_s * 2 ** (attempt - 1)
-    response = getattr(e, "response", None)
+def _retry_after(e: BaseException) -> float | None:
+    """The server's Retry-After, in seconds, when the error response carries one."""
     try:
-        wait = float(response.headers.get("retry-after"))
+        return float(getattr(e, "response", None).headers.get("retry-after"))
     except (AttributeError, TypeError, ValueError):
-        pass
-    return max(0.0, min(cfg.backoff_max_s, wait))
+        return None
+
+
+def length_param(cfg: GenerateConfig, client) -> str:
+    """The request parameter that caps the reply's length (``max_tokens_param``; auto: OpenAI's
+    own name for OpenAI's API, ``max_tokens`` for every other server)."""
+    if cfg.max_tokens_param != "auto":
+        return cfg.max_tokens_param
+    return "max_completion_tokens" if client.base_url.host == OPENAI_HOST else "max_tokens"
 
 
 def call_with_retries(client, cfg: GenerateConfig, prompt: str, on_retry: Callable[[str], None],
                       sleep: Callable[[float], None] = time.sleep):
-    """One chat completion; retries with backoff on 429/408/409/5xx, timeouts, lost connections."""
+    """One chat completion; tenacity retries it on 429/408/409/5xx, timeouts and lost connections,
+    waiting backoff_base_s × 2^(k-1), or the server's Retry-After, capped at backoff_max_s."""
     import openai
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
     extra = {}
     if cfg.temperature is not None:
         extra["temperature"] = cfg.temperature
     if cfg.max_completion_tokens is not None:
-        extra["max_completion_tokens"] = cfg.max_completion_tokens
+        extra[length_param(cfg, client)] = cfg.max_completion_tokens
+    backoff = wait_exponential(multiplier=cfg.backoff_base_s, max=cfg.backoff_max_s)
+
+    def wait(state) -> float:
+        after = _retry_after(state.outcome.exception())
+        return max(0.0, min(cfg.backoff_max_s, after)) if after is not None else backoff(state)
+
+    def retryable(e: BaseException) -> bool:
+        return isinstance(e, openai.OpenAIError) and _describe(e, cfg.timeout_s)[1]
+
+    def before_sleep(state) -> None:
+        reason = _describe(state.outcome.exception(), cfg.timeout_s)[0]
+        on_retry(f"{reason}; retry {state.attempt_number} of {cfg.max_retries} in {state.next_action.sleep:.2f} s")
+
     attempts = cfg.max_retries + 1
-    for attempt in range(1, attempts + 1):
-        try:
-            return client.chat.completions.create(
-                model=cfg.model, messages=[{"role": "user", "content": prompt}], timeout=cfg.timeout_s, **extra)
-        except openai.OpenAIError as e:
-            reason, retry, fatal = _describe(e, cfg.timeout_s)
-            if not retry:
-                raise CallFailed(reason + " (not retried)", fatal) from None
-            if attempt == attempts:
-                raise CallFailed(f"{reason}; gave up after {attempts} attempt(s)") from None
-            wait = _delay(attempt, cfg, e)
-            on_retry(f"{reason}; retry {attempt} of {cfg.max_retries} in {wait:.2f} s")
-            sleep(wait)
-    raise AssertionError("unreachable")
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait, retry=retry_if_exception(retryable),
+                        sleep=sleep, before_sleep=before_sleep, reraise=True)
+    try:
+        return retrying(client.chat.completions.create, model=cfg.model,
+                        messages=[{"role": "user", "content": prompt}], timeout=cfg.timeout_s, **extra)
+    except openai.OpenAIError as e:
+        reason, retry, fatal = _describe(e, cfg.timeout_s)
+        if not retry:
+            raise CallFailed(reason + " (not retried)", fatal) from None
+        raise CallFailed(f"{reason}; gave up after {attempts} attempt(s)") from None
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -422,6 +457,7 @@ def generate(cfg: GenerateConfig, out: str | Path, n: int, api_key: str, *, log:
         raise UsageError(f"--n must be at least 1, got {n}")
     qpath = resolve(cfg.questions, "questions")
     template = load_template(resolve(cfg.prompt, "prompt"))
+    junk = placeholders(template)
     questions = read_questions(qpath, log)
     if n > len(questions):
         raise UsageError(f"--n {n}, but {qpath} has only {len(questions)} question(s)")
@@ -455,7 +491,7 @@ def generate(cfg: GenerateConfig, out: str | Path, n: int, api_key: str, *, log:
                     s.failed[f"not sent: the run stopped after {e.reason}"] += rest
                     break
                 continue
-            _take(text, batch, qpath, c, s, keys, f, d, log)
+            _take(text, batch, qpath, c, s, keys, f, d, log, junk, cfg.keep_paraphrases)
             bar.update(len(batch))
             bar.set_postfix(written=s.written, rejected=sum(s.rejected.values()), failed=sum(s.failed.values()))
     return s
@@ -476,9 +512,12 @@ def _reply_text(resp, s: Summary, log, c: int) -> str:
     return text
 
 
-def _take(text: str, batch: list[Question], qpath: Path, c: int, s: Summary, keys: set, f, d, log) -> None:
+def _take(text: str, batch: list[Question], qpath: Path, c: int, s: Summary, keys: set, f, d, log,
+          junk: set[str], keep_paraphrases: bool) -> None:
     """Parse one reply, validate each record, append the new valid ones; each question sent
-    ends up written, duplicate, rejected or missing (with a line saying which)."""
+    ends up written, duplicate, rejected or missing (with a line saying which). Never written:
+    a record that copies the template's placeholder example (``junk``), and unless
+    ``keep_paraphrases``, one whose user turn is none of the questions sent."""
     asked = {norm(q.text): q for q in batch}
     settled: set[str] = set()  # questions that got a record (good or bad)
     marked: set[str] = set()  # questions with a valid record: written to FILE.done
@@ -501,6 +540,8 @@ def _take(text: str, batch: list[Question], qpath: Path, c: int, s: Summary, key
         q = asked.get(norm(text_q)) if text_q else None
         try:
             _, rec = to_canonical(raw, "dpo")
+            if _dup_key(rec) not in keys:  # a duplicate is not written either way: counted as such
+                _check_origin(rec, q, junk, keep_paraphrases)
         except RecordError as e:
             s.rejected[str(e)] += 1
             log(at(q) + f"record {'' if q else 'for ' + _quote(text_q) + ' '}rejected: {e}")
@@ -515,8 +556,8 @@ def _take(text: str, batch: list[Question], qpath: Path, c: int, s: Summary, key
             f.write(json.dumps(dpo_row(rec), ensure_ascii=False) + "\n")
             f.flush()
             s.written += 1
-            if q is None:
-                log(f"call {c}: warning: the record for {_quote(text_q)} (written) is not for a question sent in this call")
+            if q is None:  # keep_paraphrases
+                log(f"call {c}: warning: the record for {_quote(text_q)} (written: keep_paraphrases) is not for a question sent in this call")
         if q is not None and norm(q.text) not in marked:
             settled.add(norm(q.text))
             marked.add(norm(q.text))
@@ -526,6 +567,16 @@ def _take(text: str, batch: list[Question], qpath: Path, c: int, s: Summary, key
         if norm(q.text) not in settled:
             s.missing += 1
             log(f"{qpath}:{q.line}: error: call {c}: no record came back for this question")
+
+
+def _check_origin(rec: dict, q: Question | None, junk: set[str], keep_paraphrases: bool) -> None:
+    """A valid record that is not a pair for a question sent raises :class:`RecordError`."""
+    texts = [m["content"] for key in ("prompt", "chosen", "rejected") for m in rec[key]]
+    copied = sorted({p for p in junk for t in texts if p in t})
+    if copied:
+        raise RecordError(f"copies the prompt template's placeholder example ({', '.join(copied)})")
+    if q is None and not keep_paraphrases:
+        raise RecordError("its user turn is none of the questions sent (keep_paraphrases: true keeps such records)")
 
 
 def _quote(q: str | None) -> str:
@@ -551,7 +602,7 @@ def run_cli(a) -> int:
         cfg = load_config(a.config, {
             "base_url": a.base_url, "model": a.model, "prompt": a.prompt, "questions": a.questions,
             "questions_per_call": a.questions_per_call, "temperature": a.temperature,
-            "timeout_s": a.timeout, "max_retries": a.max_retries,
+            "timeout_s": a.timeout, "max_retries": a.max_retries, "keep_paraphrases": a.keep_paraphrases or None,
         })
         key = os.environ.get(cfg.api_key_env, "").strip()
         if not key:

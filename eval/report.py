@@ -29,6 +29,7 @@ from eval.metrics.repetition import loop_spans
 from eval.metrics.style import marker_spans
 from eval.runs import Run, RunError, load_run
 from eval.stats import paired_difference
+from train.lineage import warnings as reference_warnings
 from train.rundir import state_note
 
 MAX_SAMPLES = 12
@@ -189,6 +190,7 @@ def warnings_for(runs: list[Run]) -> list[str]:
     out = []
     for run in runs:
         out += _state_warning(run) + _displacement_warnings(run) + _overfit_warnings(run)
+        out += reference_warnings(run.name, run.status)  # a first step off the loss's prediction (train/lineage.py)
     out += _length_bias_warnings(runs) + _trim_notes(runs)
     return out
 

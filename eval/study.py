@@ -1,8 +1,8 @@
 """``python -m eval study run|report``: a multi-seed study (conf/study/<name>.yaml) and its report.
 
-``run`` trains and evaluates every arm × seed of the plan through the ordinary commands
-(``python -m train``, ``python -m eval generate|preference``), skipping arms already done and
-scored, so an interrupted study goes on where it stopped. ``report`` pools the per-prompt
+``run`` trains and evaluates every arm × seed of the plan through the sweep runner
+(eval/sweep.py: ``python -m train -m ... resume=auto``, then ``eval generate|preference``),
+skipping arms already done and scored, so an interrupted study goes on where it stopped. ``report`` pools the per-prompt
 figures of every seed of an arm (the metrics the plan lists, read through the shared run reader
 and directed by the metric registry) and gives 95% intervals from a two-level bootstrap (seeds,
 then prompts within each drawn seed): the interval covers both the prompt sample and the
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,13 +36,16 @@ DEFAULT_METRICS = ["repetition.degenerate", "generation.stopped", "generation.ec
 def plan(name: str) -> dict:
     from omegaconf import OmegaConf
 
-    path = ROOT / "conf" / "study" / f"{name}.yaml"
+    # a name in conf/study/, or the plan file of a sweep (eval/sweep.py writes <sweep>/plan.yaml)
+    path = Path(name) if name.endswith(".yaml") else ROOT / "conf" / "study" / f"{name}.yaml"
     if not path.is_file():
         raise SystemExit(f"python -m eval study: error: no study plan {path}")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
 def run_dir(p: dict, arm: str, seed: int | None) -> Path:
+    if "dirs" in p and arm != "base":  # a sweep's plan lists the directory of every arm and seed
+        return Path(p["dirs"][arm][seed])
     return Path(p["runs_dir"]) / ("base-trim" if arm == "base" else f"s004cpu-{arm}-s{seed}")
 
 
@@ -60,43 +62,38 @@ def _done(d: Path) -> bool:
     return state == "done" and (d / "scores.json").is_file() and (d / "preference.json").is_file()
 
 
-def _call(args: list[str]) -> None:
-    print("+ python " + " ".join(args), flush=True)
-    r = subprocess.run([sys.executable, *args], cwd=ROOT)
-    if r.returncode:
-        raise SystemExit(f"python -m eval study: error: `python {' '.join(args[:3])} ...` exited {r.returncode}")
-
-
 def cmd_run(a) -> int:
+    """Every arm × seed of the plan through the sweep runner (eval/sweep.py): one multirun per arm
+    over the plan's seeds, resume=auto (finished runs are skipped, interrupted ones resume), then
+    eval generate + preference on each run not yet scored; the base model evaluated once."""
+    from .sweep import evaluate, run_specs
+
     p = plan(a.plan)
-    jobs = [("base", None)] if p.get("base") else []
-    for arm in p["arms"]:
-        jobs += [(arm, s) for s in p["seeds"]]
     started = time.perf_counter()
-    for i, (arm, seed) in enumerate(jobs, 1):
-        d = run_dir(p, arm, seed)
-        if _done(d):
-            print(f"[{i}/{len(jobs)}] {d}: done, skipped", flush=True)
-            continue
-        print(f"[{i}/{len(jobs)}] {d} ({(time.perf_counter() - started) / 60:.0f} min so far)", flush=True)
-        if arm == "base":
-            # the base model, as the plan's overrides load it, written where eval puts a base
-            # (base-<model>-<data>[-trim]) inside a scratch folder, then moved to its study name
-            scratch = d.parent / ".base"
-            for cmd in ("generate", "preference"):
-                _call(["-m", "eval", cmd, *p["base"], f"out_dir={scratch}", *p["eval"]])
-            (made,) = list(scratch.iterdir())
-            if d.exists():
-                shutil.rmtree(d)
-            made.rename(d)
-            scratch.rmdir()
-            continue
-        _call(["-m", "train", "experiment=seed004_cpu", *p["arms"][arm], f"seed={seed}", f"name={d.name}",
-               f"out_dir={d.parent}", "overwrite=true"])
-        for cmd in ("generate", "preference"):
-            _call(["-m", "eval", cmd, f"run={d}", *p["eval"]])
-    print(f"study: all {len(jobs)} runs done in {(time.perf_counter() - started) / 60:.0f} min", flush=True)
-    return 0
+    base = run_dir(p, "base", None)
+    if p.get("base") and _done(base):
+        print(f"{base}: done, skipped", flush=True)
+    elif p.get("base"):
+        # the base model, as the plan's overrides load it, written where eval puts a base
+        # (base-<model>-<data>[-trim]) inside a scratch folder, then moved to its study name
+        scratch = base.parent / ".base"
+        if evaluate([*p["base"], f"out_dir={scratch}", *p["eval"]]):
+            raise SystemExit("python -m eval study: error: the base model's eval failed")
+        (made,) = list(scratch.iterdir())
+        if base.exists():
+            shutil.rmtree(base)
+        made.rename(base)
+        scratch.rmdir()
+    seeds = ",".join(str(s) for s in p["seeds"])
+    specs = [["experiment=seed004_cpu", *p["arms"][arm], f"seed={seeds}",
+              "name=" + run_dir(p, arm, "${seed}").name, f"out_dir={p['runs_dir']}"] for arm in p["arms"]]
+    jobs = run_specs(specs, p["eval"])
+    missing = [j for j in jobs if not (j.state == "done" and j.evaluated in ("scored", "already scored"))]
+    for j in missing:
+        print(f"study: {j.run_dir}: {j.state}, {j.evaluated}", file=sys.stderr, flush=True)
+    print(f"study: {len(jobs) - len(missing)} of {len(jobs)} runs done and scored in "
+          f"{(time.perf_counter() - started) / 60:.0f} min", flush=True)
+    return 1 if missing else 0
 
 
 # --- report ----------------------------------------------------------------------------------------

@@ -82,9 +82,11 @@ def completion(text: str) -> dict:
 
 class FakeOpenAI:
     """Scripted /v1/chat/completions. Steps: a reply function of the questions in the prompt,
-    an int HTTP status (429 carries Retry-After when given as (429, seconds)), or ("hang", s)."""
+    an int HTTP status (429 carries Retry-After when given as (429, seconds)), or ("hang", s).
+    ``reads_only_max_tokens``: like llama.cpp's server, a request without ``max_tokens`` runs on
+    well past the client's timeout (it ignores ``max_completion_tokens``)."""
 
-    def __init__(self, script):
+    def __init__(self, script, reads_only_max_tokens=False):
         self.script = list(script)
         self.requests: list[dict] = []  # {"auth", "questions", "body"}
         fake = self
@@ -100,6 +102,8 @@ class FakeOpenAI:
                 fake.requests.append({"auth": self.headers.get("Authorization"), "questions": qs, "body": body,
                                       "path": self.path})
                 step = fake.script.pop(0) if fake.script else 500
+                if reads_only_max_tokens and "max_tokens" not in body:
+                    step = ("hang", 1.5)  # generating thousands of tokens
                 if isinstance(step, tuple) and step[0] == "hang":
                     time.sleep(step[1])  # bounded: the client has given up by then
                     step = plain
@@ -207,7 +211,8 @@ def test_parse_nothing_usable():
 
 def test_shipped_prompt_and_config():
     cfg = load_config()
-    assert cfg.base_url.startswith("https://") and cfg.api_key_env == "OPENAI_API_KEY" and cfg.questions_per_call >= 1
+    # no shipped base URL: the openai client's own default (OPENAI_BASE_URL, else OpenAI's API) applies
+    assert cfg.base_url is None and cfg.api_key_env == "OPENAI_API_KEY" and cfg.questions_per_call >= 1
     template = load_template(resolve(cfg.prompt, "prompt"))
     assert template.count(PLACEHOLDER) == 1 and "조세호" in template and "non_preferred_output" in template
     qs = [x for x in resolve(cfg.questions, "questions").read_text(encoding="utf-8").splitlines() if x and not x.startswith("#")]
@@ -336,3 +341,77 @@ def test_usage_errors_exit_2(setup, capsys, monkeypatch):
                        "(the key is read only from the environment, never from a file or flag)")
     r = run_cli("data", "generate", "--out", tmp / "x.jsonl", "--n", "0")
     assert r.returncode == 2 and "argument --n: must be at least 1, got 0" in r.stderr
+
+
+# --- the endpoint, the length cap, what is never written ----------------------------------------
+
+
+def test_openai_base_url_is_honoured_unless_a_flag_or_a_config_sets_one(setup, monkeypatch):
+    tmp, qfile, conf = setup
+    with FakeOpenAI([plain] * 3) as env_server, FakeOpenAI([plain]) as flag_server:
+        monkeypatch.setenv("OPENAI_BASE_URL", env_server.url)
+        args = argv(flag_server, tmp, qfile, conf, 1)
+        without_flag = args[:args.index("--base-url")] + args[args.index("--base-url") + 2:]
+        assert main(without_flag) == 0 and len(env_server.requests) == 1  # the shipped config names none
+        assert main([*argv(flag_server, tmp, qfile, conf, 2)]) == 0 and len(flag_server.requests) == 1
+        own = tmp / "own.yaml"
+        own.write_text(conf.read_text() + f"base_url: {env_server.url}\n")
+        assert main([*without_flag[:without_flag.index("--config")], "--config", str(own), "--n", "3"]) == 0
+        assert len(env_server.requests) == 2 and len(flag_server.requests) == 1
+
+
+def test_the_length_cap_reaches_a_server_that_reads_only_max_tokens(setup):
+    import openai
+
+    from data.generate import length_param
+
+    tmp, qfile, conf = setup
+    with FakeOpenAI([plain], reads_only_max_tokens=True) as fake:
+        assert main(argv(fake, tmp, qfile, conf, 2, "--max-retries", "0")) == 0
+        (body,) = [r["body"] for r in fake.requests]
+        assert body["max_tokens"] == 4096 and "max_completion_tokens" not in body  # not an OpenAI URL: max_tokens
+    forced = tmp / "forced.yaml"
+    forced.write_text(conf.read_text() + "max_tokens_param: max_completion_tokens\n")
+    with FakeOpenAI([plain], reads_only_max_tokens=True) as fake:
+        args = argv(fake, tmp, qfile, forced, 4, "--max-retries", "0")
+        args[args.index("--config") + 1] = str(forced)
+        assert main(args) == 1  # the cap never reached the server: it ran past the timeout
+        assert fake.requests[0]["body"]["max_completion_tokens"] == 4096
+    cfg = load_config()
+    assert length_param(cfg, openai.OpenAI(api_key="x", base_url="https://api.openai.com/v1")) == "max_completion_tokens"
+    assert length_param(cfg, openai.OpenAI(api_key="x", base_url="http://localhost:8080/v1")) == "max_tokens"
+
+
+PLACEHOLDERS = ("<사용자가 질문한 문장>", "<조세호 스타일>", "<일반적인 스타일>")
+
+
+def echoed_example(qs):  # the template's own example record, copied back, then a good one
+    junk = {"input": {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PLACEHOLDERS[0]}]},
+            "preferred_output": [{"role": "assistant", "content": PLACEHOLDERS[1]}],
+            "non_preferred_output": [{"role": "assistant", "content": PLACEHOLDERS[2]}]}
+    return array([junk, rec(qs[1])])
+
+
+def paraphrased(qs):  # the first question reworded by the model, the second as sent
+    return array([rec(qs[0].replace("뭐예요", "무엇인가요")), rec(qs[1])])
+
+
+def test_template_junk_is_never_written_and_paraphrases_only_when_asked(setup, capsys):
+    tmp, qfile, conf = setup
+    with FakeOpenAI([echoed_example, paraphrased]) as fake:
+        assert main(argv(fake, tmp, qfile, conf, 4, "--json")) == 1
+    s = json.loads(capsys.readouterr().out)
+    assert s["rejected"] == {
+        f"copies the prompt template's placeholder example ({', '.join(sorted(PLACEHOLDERS))})": 1,
+        "its user turn is none of the questions sent (keep_paraphrases: true keeps such records)": 1}
+    assert (s["written"], s["missing"]) == (2, 2)
+    written = [r["input"]["messages"][-1]["content"] for r in read_jsonl(tmp / "out.jsonl")]
+    assert written == [QUESTIONS[1], QUESTIONS[3]]
+
+    with FakeOpenAI([echoed_example, paraphrased]) as fake:
+        assert main([*argv(fake, tmp, qfile, conf, 4, "--json"), "--keep-paraphrases", "--out", str(tmp / "kept.jsonl")]) == 1
+    s = json.loads(capsys.readouterr().out)
+    assert list(s["rejected"]) == [f"copies the prompt template's placeholder example ({', '.join(sorted(PLACEHOLDERS))})"]
+    kept = [r["input"]["messages"][-1]["content"] for r in read_jsonl(tmp / "kept.jsonl")]
+    assert kept == [QUESTIONS[1], QUESTIONS[2].replace("뭐예요", "무엇인가요"), QUESTIONS[3]]
+    assert not any(p in json.dumps(r, ensure_ascii=False) for r in read_jsonl(tmp / "kept.jsonl") for p in PLACEHOLDERS)

@@ -76,21 +76,50 @@ def test_unknown_plan_is_one_line(tmp_path):
 
 def test_run_evaluates_the_base_once_and_skips_finished_arms(tmp_path, monkeypatch):
     import eval.study as study
+    import eval.sweep as sweep
 
     runs = tmp_path / "runs"
     plan = {"seeds": [0], "runs_dir": str(runs), "base": ["model=tiny", "data=keywords"],
             "arms": {"sft": ["method=sft"]}, "eval": ["limit=2"], "groups": {}}
-    _fake_run(runs / "s004cpu-sft-s0", [False], [True])  # finished: not run again
-    calls = []
+    _fake_run(runs / "s004cpu-sft-s0", [False], [True])  # finished and scored: not run again
+    evals, trains = [], []
 
-    def fake_call(args):
-        calls.append(args)
-        out = next(a.split("=", 1)[1] for a in args if a.startswith("out_dir="))
+    def fake_evaluate(overrides):
+        evals.append(overrides)
+        out = next(a.split("=", 1)[1] for a in overrides if a.startswith("out_dir="))
         (tmp_path / out / "base-tiny-keywords").mkdir(parents=True, exist_ok=True)
+        return 0
 
-    monkeypatch.setattr(study, "_call", fake_call)
+    monkeypatch.setattr(sweep, "evaluate", fake_evaluate)
+    monkeypatch.setattr(sweep, "train", trains.append)
     monkeypatch.setattr(study, "plan", lambda name: plan)
     assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
-    assert [c[:3] for c in calls] == [["-m", "eval", "generate"], ["-m", "eval", "preference"]]
-    assert calls[0][3:5] == ["model=tiny", "data=keywords"] and calls[0][-1] == "limit=2"
+    assert evals == [["model=tiny", "data=keywords", f"out_dir={runs / '.base'}", "limit=2"]]
+    assert trains == []  # the arm's only run is done and scored
     assert (runs / "base-trim").is_dir() and not (runs / ".base").exists()
+
+
+def test_run_trains_each_arm_over_the_seeds_in_one_sweep(tmp_path, monkeypatch):
+    """The arms go through the sweep runner: one `python -m train -m` per arm over the plan's
+    seeds, named as the study names them, then each finished run evaluated."""
+    import eval.study as study
+    import eval.sweep as sweep
+
+    runs = tmp_path / "runs"
+    plan = {"seeds": [0, 1], "runs_dir": str(runs), "base": [], "arms": {"dpo": ["method=dpo"]},
+            "eval": ["limit=2"], "groups": {}}
+    trains, evals = [], []
+
+    def fake_train(spec):
+        trains.append(spec)
+        for seed in (0, 1):
+            _fake_run(runs / f"s004cpu-dpo-s{seed}", [False], [True])
+
+    monkeypatch.setattr(sweep, "train", fake_train)
+    monkeypatch.setattr(sweep, "scored", lambda d: d in [e[0] for e in evals])
+    monkeypatch.setattr(sweep, "evaluate", lambda o: evals.append([runs / o[0].split("/")[-1], *o[1:]]) or 0)
+    monkeypatch.setattr(study, "plan", lambda name: plan)
+    assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
+    assert trains == [["experiment=seed004_cpu", "method=dpo", "seed=0,1", "name=s004cpu-dpo-s${seed}",
+                       f"out_dir={runs}"]]
+    assert evals == [[runs / "s004cpu-dpo-s0", "limit=2"], [runs / "s004cpu-dpo-s1", "limit=2"]]

@@ -13,14 +13,25 @@ GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in
 
 def test_the_groups_ship_what_the_readme_promises():
     assert GROUPS["model"] == ["gemma3-1b-it", "gemma3-270m", "gemma3-270m-chat", "tiny"]
-    assert GROUPS["method"] == ["dpo", "sft", "sft_dpo"]
+    assert GROUPS["method"] == ["dpo", "dpo_nll", "ipo", "kto", "sft", "sft_dpo", "sigmoid_norm"]
     assert GROUPS["peft"] == ["lora", "none", "qlora"]
     assert {"style", "keywords"} <= set(GROUPS["data"])
     assert (ROOT / "conf" / "experiment" / "seed004.yaml").exists()
     assert (ROOT / "conf" / "experiment" / "warmup.yaml").exists()
 
 
-@pytest.mark.parametrize("model,method,peft,data", itertools.product(*GROUPS.values()))
+# every model, peft and data option with each kind of method (SFT, DPO, both, KTO); the DPO-family
+# presets differ from dpo only inside method.dpo, and compose on their own below
+KINDS = ["sft", "dpo", "sft_dpo", "kto"]
+
+
+@pytest.mark.parametrize("method", GROUPS["method"])
+def test_every_method_preset_composes_and_checks(method):
+    c = typed(compose_config("model=tiny", f"method={method}"))
+    assert c.method.name == method and c.run_dir == f"runs/{method}-tiny-lora-style-s0"
+
+
+@pytest.mark.parametrize("model,method,peft,data", itertools.product(GROUPS["model"], KINDS, GROUPS["peft"], GROUPS["data"]))
 def test_every_combination_composes_and_checks(model, method, peft, data):
     cfg = compose_config(f"model={model}", f"method={method}", f"peft={peft}", f"data={data}", "device=cpu")
     if peft == "qlora":  # the two GPU-only cases must say so on a CPU
@@ -31,9 +42,10 @@ def test_every_combination_composes_and_checks(model, method, peft, data):
             typed(cfg)
     else:
         c = typed(cfg)
-        assert c.run_dir == f"runs/{method}-{model}-{peft}-{data}"
+        assert c.run_dir == f"runs/{method}-{model}-{peft}-{data}-s0"
         assert (c.method.sft is not None) == (method in ("sft", "sft_dpo"))
-        assert (c.method.dpo is not None) == (method in ("dpo", "sft_dpo"))
+        assert (c.method.dpo is not None) == (method in ("dpo", "sft_dpo", "ipo", "dpo_nll", "sigmoid_norm"))
+        assert c.method.stages == {"sft_dpo": ["sft", "dpo"], "sft": ["sft"], "kto": ["kto"]}.get(method, ["dpo"])
 
 
 def test_seed004_preset_is_seed_004s_setup():
@@ -50,7 +62,13 @@ def test_seed004_preset_is_seed_004s_setup():
     (["train.batch_size=0"], r"^train\.batch_size: 0 must be > 0"),
     (["method=sft_dpo", "method.sft=null"], r"^method\.sft: method sft_dpo needs an SFT stage"),
     (["method=dpo", "method.dpo.loss_type=[sigmod]"], r"^method\.dpo\.loss_type: 'sigmod' is not one of"),
-    (["method.name=ppo"], r"^method\.name: 'ppo' is not one of sft, dpo, sft_dpo"),
+    (["method=sft", "method.sft=null"], r"^method\.sft: no stage to train"),
+    (["method=dpo", "method.sft={learning_rate: 1e-4, epochs: null}"], r"^method\.sft: method dpo has no SFT stage"),
+    (["method=dpo_nll", "method.dpo.loss_weights=[1.0]"], r"^method\.dpo\.loss_weights: 1 weight\(s\) for 2 loss type"),
+    (["method=kto", "method.kto.loss_type=sigmoid"], r"^method\.kto\.loss_type: 'sigmoid' is not one of kto"),
+    (["method=kto", "train.batch_size=1"], r"^train\.batch_size: KTO estimates its KL term"),
+    (["train.report_to=[tensorbord]"], r"^train\.report_to: 'tensorbord' is not one of"),
+    (["resume=maybe"], r"^resume: 'maybe' is not one of false, true, auto"),
     (["model.dtype=float16"], r"^model\.dtype: 'float16'.*bfloat16"),
     (["peft=qlora"], r"^peft\.name: qlora needs a CUDA GPU"),
     (["peft.bits=4"], r"^peft\.bits: 4-bit loading is QLoRA"),

@@ -190,7 +190,9 @@ def test_sft_dpo_resumes_inside_the_dpo_stage_from_the_saved_sft_adapter(tmp_pat
     full = train_tiny(tmp_path, *args, "name=full")
     part = train_tiny(tmp_path, *args, "name=part", "train.stop_at_step=3")
     status = json.loads((part / "status.json").read_text())
-    assert status["state"] == "stopped" and list(status["stages"]) == ["sft"]  # SFT (2 steps) done, DPO at 3 of 4
+    # SFT (2 steps) done, DPO at 3 of 4: started, with its reference recorded, not done
+    assert status["state"] == "stopped" and [s for s, v in status["stages"].items() if v["done"]] == ["sft"]
+    assert status["stages"]["dpo"]["reference"]["kind"] == "sft"
     train_tiny(tmp_path, *args, "name=part", "resume=true")
     assert losses(part, "dpo") == pytest.approx(losses(full, "dpo"), abs=1e-5)
     a, b = load_file(full / "adapter_model.safetensors"), load_file(part / "adapter_model.safetensors")

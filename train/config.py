@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from .naming import register
+
 
 class ConfigError(ValueError):
     """A bad configuration value: one line that starts with the key."""
@@ -61,7 +63,11 @@ class ModelConfig:
 
 
 PEFT_KINDS = ("lora", "qlora", "none")
-METHODS = ("sft", "dpo", "sft_dpo")
+# A method is the stages its config fills in (conf/method/*.yaml), in this order; its name is a label.
+STAGE_KINDS = ("sft", "dpo", "kto")
+PREFERENCE_STAGES = ("dpo", "kto")  # trained against a reference (train/lineage.py records which)
+# the stages of the methods the eval knows by name (eval/runs.py: the reference of sft_dpo is its SFT result)
+STAGES_OF = {"sft": ["sft"], "dpo": ["dpo"], "sft_dpo": ["sft", "dpo"]}
 DEVICES = ("auto", "cpu", "cuda")
 ON_ERROR = ("fail", "skip")
 # TRL 1.x DPOConfig.loss_type values (checked here so a typo fails before any model loads)
@@ -69,6 +75,9 @@ DPO_LOSSES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
     "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )
+KTO_LOSSES = ("kto", "apo_zero_unpaired")  # TRL 1.x KTOConfig.loss_type
+# train.report_to: transformers' integrations we document; each needs its package installed
+TRACKERS = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb", "mlflow": "mlflow"}
 SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
@@ -127,6 +136,10 @@ class TrainConfig:
     packing: bool = MISSING
     stop_at_step: Optional[int] = MISSING
     sigterm_grace_s: float = MISSING
+    # Defaults here only so a run directory written before these keys existed still loads (eval reads
+    # its config.yaml); the values every new run uses are in conf/config.yaml.
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    report_online: bool = False
 
 
 @dataclass
@@ -141,6 +154,18 @@ class DPOStage:
     epochs: Optional[float] = MISSING
     beta: float = MISSING
     loss_type: list[str] = MISSING
+    loss_weights: Optional[list[float]] = None  # None in code only for run directories older than this key
+    precompute_ref_log_probs: bool = MISSING
+
+
+@dataclass
+class KTOStage:
+    learning_rate: float = MISSING
+    epochs: Optional[float] = MISSING
+    beta: float = MISSING
+    loss_type: str = MISSING
+    desirable_weight: float = MISSING
+    undesirable_weight: float = MISSING
     precompute_ref_log_probs: bool = MISSING
 
 
@@ -149,6 +174,11 @@ class MethodConfig:
     name: str = MISSING
     sft: Optional[SFTStage] = MISSING
     dpo: Optional[DPOStage] = MISSING
+    kto: Optional[KTOStage] = None  # optional so run directories written before KTO existed still load
+
+    @property
+    def stages(self) -> list[str]:
+        return [s for s in STAGE_KINDS if getattr(self, s) is not None]
 
 
 @dataclass
@@ -167,7 +197,7 @@ class Config:
     train: TrainConfig = MISSING
     name: str = MISSING
     out_dir: str = MISSING
-    resume: bool = MISSING
+    resume: Any = MISSING  # false | true | auto
     overwrite: bool = MISSING
     seed: int = MISSING
     device: str = MISSING
@@ -182,7 +212,6 @@ class Config:
     def check(self) -> None:
         """Combinations the schema cannot express; raises :class:`ConfigError` naming the key."""
         self.model.check()
-        one_of("method.name", self.method.name, METHODS)
         one_of("peft.name", self.peft.name, PEFT_KINDS)
         one_of("data.on_error", self.data.on_error, ON_ERROR)
         one_of("device", self.device, DEVICES)
@@ -192,26 +221,44 @@ class Config:
         if self.model.trim_vocab and self.peft.name != "lora":
             raise ConfigError(f"model.trim_vocab: the trimmed vocabulary is for LoRA runs (peft=lora), got peft={self.peft.name}")
         m = self.method
-        if m.name in ("sft", "sft_dpo") and m.sft is None:
-            raise ConfigError(f"method.sft: method {m.name} needs an SFT stage (method.sft is null)")
-        if m.name in ("dpo", "sft_dpo") and m.dpo is None:
-            raise ConfigError(f"method.dpo: method {m.name} needs a DPO stage (method.dpo is null)")
-        if m.name == "sft" and m.dpo is not None:
-            raise ConfigError("method.dpo: method sft has no DPO stage; use method=sft_dpo to run both")
-        if m.name == "dpo" and m.sft is not None:
-            raise ConfigError("method.sft: method dpo has no SFT stage; use method=sft_dpo to run both")
-        for key, stage in (("method.sft", m.sft), ("method.dpo", m.dpo)):
-            if stage is None:
-                continue
-            _positive(f"{key}.learning_rate", stage.learning_rate)
+        stages = m.stages
+        if not stages:
+            raise ConfigError(f"method.{m.name}: no stage to train (method.sft, method.dpo and method.kto are all null)")
+        if len([s for s in stages if s in PREFERENCE_STAGES]) > 1:
+            raise ConfigError("method.kto: a method has one preference stage; set method.dpo or method.kto to null")
+        for s in STAGES_OF.get(m.name, stages):
+            if s not in stages:
+                raise ConfigError(f"method.{s}: method {m.name} needs a{'n' if s == 'sft' else ''} {s.upper()} stage "
+                                  f"(method.{s} is null)")
+        for s in stages:
+            if s not in STAGES_OF.get(m.name, stages):
+                raise ConfigError(f"method.{s}: method {m.name} has no {s.upper()} stage; use method=sft_dpo to run both")
+        if len(stages) > 1 and m.name != "sft_dpo":
+            raise ConfigError(f"method.name: SFT then a preference stage is method sft_dpo (the eval takes the SFT result "
+                              f"as the reference by that name), not {m.name!r}")
+        for key in stages:
+            stage = getattr(m, key)
+            _positive(f"method.{key}.learning_rate", stage.learning_rate)
             if stage.epochs is not None:
-                _positive(f"{key}.epochs", stage.epochs)
+                _positive(f"method.{key}.epochs", stage.epochs)
         if m.dpo is not None:
             _positive("method.dpo.beta", m.dpo.beta)
             if not m.dpo.loss_type:
                 raise ConfigError("method.dpo.loss_type: empty; use e.g. [sigmoid]")
             for lt in m.dpo.loss_type:
                 one_of("method.dpo.loss_type", lt, DPO_LOSSES)
+            w = m.dpo.loss_weights
+            if w is not None and len(w) != len(m.dpo.loss_type):
+                raise ConfigError(f"method.dpo.loss_weights: {len(w)} weight(s) for {len(m.dpo.loss_type)} loss type(s) "
+                                  f"{list(m.dpo.loss_type)}; give one per loss type, or null for 1 each")
+        if m.kto is not None:
+            _positive("method.kto.beta", m.kto.beta)
+            one_of("method.kto.loss_type", m.kto.loss_type, KTO_LOSSES)
+            for key in ("desirable_weight", "undesirable_weight"):
+                _positive(f"method.kto.{key}", getattr(m.kto, key))
+            if self.train.batch_size < 2 and m.kto.loss_type == "kto":
+                raise ConfigError("train.batch_size: KTO estimates its KL term from the other rows of a batch; "
+                                  "it needs train.batch_size >= 2")
         p = self.peft
         if p.name != "none":
             _positive("peft.r", p.r)
@@ -237,10 +284,12 @@ class Config:
                 f"--num_processes {gpus} -m train ... (or pick one GPU: CUDA_VISIBLE_DEVICES=0)"
             )
         if self.resolved_device() == "cpu" and not self.model.allow_cpu:
+            n = self.method.name
+            cmd = (f'make {n.replace("_", "-")} ARGS="model=gemma3-270m"' if n in ("sft", "dpo", "sft_dpo")
+                   else f"python -m train method={n} model=gemma3-270m")
             raise ConfigError(
                 f"model.allow_cpu: {self.model.name} is meant for a GPU and none is visible; run the embedded "
-                f'model instead: make {self.method.name.replace("_", "-")} ARGS="model=gemma3-270m" '
-                "(or set model.allow_cpu=true to train on CPU anyway)"
+                f"model instead: {cmd} (or set model.allow_cpu=true to train on CPU anyway)"
             )
         t = self.train
         if t.max_steps <= 0:
@@ -254,6 +303,7 @@ class Config:
         if t.warmup < 0:
             raise ConfigError(f"train.warmup: {t.warmup} is negative")
         _positive("train.sigterm_grace_s", t.sigterm_grace_s)
+        _trackers(t.report_to)
         for key in ("stop_at_step", "early_stopping_patience", "save_total_limit"):
             v = getattr(t, key)
             if v is not None:
@@ -273,8 +323,10 @@ class Config:
                 "train.early_stopping_patience: needs a validation set (data.val or data.val_fraction > 0) "
                 "and train.eval_steps > 0"
             )
+        if not (isinstance(self.resume, bool) or self.resume == "auto"):
+            raise ConfigError(f"resume: {self.resume!r} is not one of false, true, auto")
         if self.resume and self.overwrite:
-            raise ConfigError("resume: resume=true and overwrite=true contradict each other")
+            raise ConfigError(f"resume: resume={str(self.resume).lower()} and overwrite=true contradict each other")
 
 
 def _gpus_in_one_process() -> int:
@@ -289,6 +341,17 @@ def _gpus_in_one_process() -> int:
 def one_of(key: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _trackers(report_to: list[str]) -> None:
+    """Each tool of ``train.report_to`` is one we document and its package is installed."""
+    import importlib.util
+
+    for name in report_to:
+        one_of("train.report_to", name, TRACKERS)
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise ConfigError(f"train.report_to: {name} is not installed (pip install {TRACKERS[name]}), "
+                              "or leave it out of the list ([] = no tracking)")
 
 
 def _positive(key: str, value) -> None:
@@ -316,6 +379,9 @@ def structured(schema, cfg):
 def typed(cfg) -> Config:
     """A composed ``DictConfig`` -> checked :class:`Config`. Unknown keys, wrong types, missing
     values and impossible combinations raise :class:`ConfigError` with the key first."""
+    # ${overrides:...} in run names (conf/config.yaml). At each call: Hydra's joblib launcher resets a
+    # worker's resolvers to the launching process's before every job (Singleton.set_state).
+    register()
     obj: Config = structured(Config, cfg)
     obj.check()
     return obj

@@ -91,6 +91,11 @@ def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, dtyp
     return tok, model
 
 
+def weights_dir(cfg: ModelConfig) -> Path | None:
+    """The directory the model's weights are read from; None for the tiny model (built in memory)."""
+    return None if cfg.source == "tiny" else Path(_local_dir(cfg))
+
+
 def _torch_dtype(dtype):
     import torch
 

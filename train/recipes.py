@@ -1,10 +1,13 @@
-"""The recipes: SFT, DPO and SFT→DPO, each handed to TRL.
+"""The recipes: SFT, DPO (and its family: IPO, DPO+NLL, ...), KTO, and SFT→DPO, each handed to TRL.
 
-    check config → open runs/<name> → load + validate data → load model
+    check config → lock + open runs/<name> → load + validate data → load model
     → for each stage: TRL config from ours → TRL trainer → train (or resume) → save
 
+A method is the stages its config fills in (``method.sft``, ``method.dpo``, ``method.kto``);
+loss variants are TRL's ``loss_type`` values, so a new preset is a YAML file in conf/method/.
 The only things written by hand are what TRL has no notion of: per-message ``weight`` (see
-``sft_data``), the run-directory contract (``rundir``) and the stage hand-over of SFT→DPO.
+``sft_data``), the run-directory contract (``rundir``), the stage hand-over of SFT→DPO and the
+record of which reference a preference stage used (``lineage``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import os
 import sys
 import time
 
-from .config import Config
+from . import lineage, tracking
+from .config import PREFERENCE_STAGES, Config
 from .preempt import Preemption, agree
 from .rundir import (
     Interrupted,
@@ -25,30 +29,34 @@ from .rundir import (
     environment,
     last_complete_checkpoint,
     metrics_callback,
+    read_jsonl,
     steady_step_seconds,
     step_control,
 )
 
 log = logging.getLogger("sftdpo")
 
-STAGES = {"sft": ["sft"], "dpo": ["dpo"], "sft_dpo": ["sft", "dpo"]}
-
 
 def run(cfg: Config) -> int:
     from accelerate import PartialState
-
-    from . import trim
-    from .dataprep import describe_test, prepare
-    from .models import load_tokenizer
 
     device = cfg.resolved_device()
     # Joins the process group when launched by accelerate/torchrun (gloo on CPU, nccl on CUDA).
     state = PartialState(cpu=device == "cpu")
     run = RunDir(cfg, state.is_main_process)
+    with run.locked():  # one writer per run directory, for the whole run (taken by the main process)
+        return _run(cfg, run, state, device)
+
+
+def _run(cfg: Config, run: RunDir, state, device: str) -> int:
+    from . import trim
+    from .dataprep import describe_test, prepare
+    from .models import load_tokenizer
+
     run.check()
     # Data and model location are checked before the run directory exists, so a typo in a
     # path does not leave a half-made run behind that blocks the corrected command.
-    stages = STAGES[cfg.method.name]
+    stages = cfg.method.stages
     data = {task: prepare(cfg, task) for task in stages}
     tok = load_tokenizer(cfg.model)
     trim.install()  # compact scoring of TRL's fused LM head on CPU (exact; see train/trim.py)
@@ -58,7 +66,9 @@ def run(cfg: Config) -> int:
         state.wait_for_everyone()  # every rank has checked before rank 0 creates anything
         try:
             run.open()
-            run.status.update(world_size=state.num_processes, device=device, environment=environment())
+            # CUDA_VISIBLE_DEVICES: which GPU a parallel sweep job got (hydra/launcher=joblib)
+            run.status.update(world_size=state.num_processes, device=device, environment=environment(),
+                              cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
             run.write_json("data.json", {
                 "stages": {task: {k: v for k, v in d[2].items() if k != "rejected"} for task, d in data.items()},
                 "test_files": describe_test(cfg, stages[-1]),
@@ -100,7 +110,7 @@ def _out_of_grace(cfg: Config, run: RunDir) -> None:
 def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[int] | None, preemption) -> int:
     from transformers import set_seed
 
-    stages = STAGES[cfg.method.name]
+    stages = cfg.method.stages
     set_seed(cfg.seed)
     model = None
     for i, stage in enumerate(stages):
@@ -109,8 +119,12 @@ def _train(cfg: Config, run: RunDir, tok, data: dict, device: str, keep: list[in
             log.info("%s: already done in %s, skipping", stage, run.output(stage, final))
             model = None  # the next stage loads it from disk
             continue
+        previous = run.output(stages[i - 1], False) if i else None
         if model is None:
-            model = build_model(cfg, device, tok, run.output(stages[i - 1], False) if i else None, keep)
+            model = build_model(cfg, device, tok, previous, keep)
+        if stage in PREFERENCE_STAGES:  # the model it starts from is its reference: say exactly which
+            run.status["stages"][stage] = {"done": False, "reference": lineage.reference(cfg, previous)}
+            run.save_status()
         model, finished = train_stage(cfg, run, stage, tok, model, *data[stage], final=final, preemption=preemption)
         if not final and agree(preemption.requested):
             raise Interrupted(f"SIGTERM after the {stage} stage (saved in {run.output(stage, final)}); "
@@ -139,7 +153,7 @@ def build_model(cfg: Config, device: str, tok, previous=None, keep: list[int] | 
         _, model = load_model(cfg.model.weights_at(previous), None, tok, dtype, **kwargs)
         return model
     _, model = load_model(cfg.model, None, tok, dtype, **kwargs)
-    if cfg.train.packing and "sft" in STAGES[cfg.method.name]:
+    if cfg.train.packing and "sft" in cfg.method.stages:
         model.set_attn_implementation(packed_attention(device))
     if keep is not None:
         restrict(model, keep)  # model.trim_vocab (LoRA only: the config check says so)
@@ -164,9 +178,8 @@ def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
     t, st = cfg.train, getattr(cfg.method, stage)
     evaluate = has_val and t.eval_steps > 0
     device = cfg.resolved_device()
-    # TensorBoard's directory is only settable through the environment in transformers 5
-    os.environ["TENSORBOARD_LOGGING_DIR"] = run.tensorboard(stage)
     return dict(
+        **tracking.trainer_fields(cfg, stage),  # train.report_to (where they write: tracking.environment)
         output_dir=run.checkpoints(stage),
         num_train_epochs=st.epochs if st.epochs is not None else t.epochs,
         max_steps=t.max_steps,
@@ -192,7 +205,6 @@ def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
         greater_is_better=False,
         **checkpointing(t.gradient_checkpointing),
         seed=cfg.seed,
-        report_to=["tensorboard"],
         ddp_find_unused_parameters=False,  # every LoRA / full weight takes part in each step
         use_cpu=device == "cpu",
         # bf16 autocast on CUDA; with peft=none it computes on float32 master weights (models.training_dtype)
@@ -225,7 +237,6 @@ def packed_attention(device: str) -> str:
 
 
 def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
-    from peft import PeftModel
     from trl import SFTConfig, SFTTrainer
 
     from .sft_data import tokenize_text, tokenize_weighted, training_template
@@ -248,33 +259,60 @@ def sft_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
     # packing (best-fit, padding-free) packs the labels TRL builds from our masks, so weight-0 and
     # prompt tokens stay untrained; the model's attention kernel keeps the sequences apart (build_model)
     args = SFTConfig(**trainer_args(cfg, run, "sft", val is not None), packing=cfg.train.packing)
-    peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
     return SFTTrainer(model=model, args=args, train_dataset=tokenize(train), eval_dataset=tokenize(val),
-                      processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+                      processing_class=tok, peft_config=_new_adapter(cfg, model), callbacks=callbacks)
 
 
 def dpo_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
-    from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
     st = cfg.method.dpo
     args = DPOConfig(**trainer_args(cfg, run, "dpo", val is not None), beta=st.beta, loss_type=list(st.loss_type),
+                     loss_weights=list(st.loss_weights) if st.loss_weights is not None else None,
                      precompute_ref_log_probs=st.precompute_ref_log_probs)
     cols = ["prompt", "chosen", "rejected"]
-    ref = None
-    if cfg.peft.name == "none" and not st.precompute_ref_log_probs:
-        # TRL would reload the reference from model.config's hub id, which is the base model
-        # even after our SFT stage; a frozen copy of the starting policy is the right one.
-        ref = copy.deepcopy(model).eval().requires_grad_(False)
-    # With LoRA, TRL disables the adapter for the reference; a model that already carries
-    # the SFT adapter gets a frozen copy of it as "ref" (the SFT policy is the reference).
-    peft_config = None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
-    return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=train.select_columns(cols),
+    return DPOTrainer(model=model, ref_model=_frozen_reference(cfg, model, st), args=args,
+                      train_dataset=train.select_columns(cols),
                       eval_dataset=val.select_columns(cols) if val is not None else None,
-                      processing_class=tok, peft_config=peft_config, callbacks=callbacks)
+                      processing_class=tok, peft_config=_new_adapter(cfg, model), callbacks=callbacks)
 
 
-TRAINERS = {"sft": sft_trainer, "dpo": dpo_trainer}
+def kto_trainer(cfg: Config, run: RunDir, tok, model, train, val, callbacks):
+    from trl import KTOConfig, KTOTrainer
+
+    st = cfg.method.kto
+    args = KTOConfig(**trainer_args(cfg, run, "kto", val is not None), beta=st.beta, loss_type=st.loss_type,
+                     desirable_weight=st.desirable_weight, undesirable_weight=st.undesirable_weight,
+                     precompute_ref_log_probs=st.precompute_ref_log_probs)
+    cols = ["prompt", "completion", "label"]
+    # TRL reads KTO rows in order and estimates the KL term by pairing each completion with another
+    # row's prompt in the same batch; the loader puts a pair's two rows side by side, so shuffle.
+    train = train.shuffle(seed=cfg.seed).select_columns(cols)
+    return KTOTrainer(model=model, ref_model=_frozen_reference(cfg, model, st), args=args, train_dataset=train,
+                      eval_dataset=val.select_columns(cols) if val is not None else None,
+                      processing_class=tok, peft_config=_new_adapter(cfg, model), callbacks=callbacks)
+
+
+def _frozen_reference(cfg: Config, model, stage):
+    """The reference model a preference trainer gets, or None to let TRL disable the adapter.
+
+    With LoRA, TRL disables the adapter for the reference; a model that already carries the SFT
+    adapter gets a frozen copy of it as "ref" (the SFT policy is the reference). In full
+    fine-tuning TRL would reload the reference from model.config's hub id, which is the base model
+    even after our SFT stage; a frozen copy of the starting policy is the right one."""
+    if cfg.peft.name == "none" and not stage.precompute_ref_log_probs:
+        return copy.deepcopy(model).eval().requires_grad_(False)
+    return None
+
+
+def _new_adapter(cfg: Config, model):
+    """A LoRA config for a model that has no adapter yet; None to train the one it has (or full weights)."""
+    from peft import PeftModel
+
+    return None if cfg.peft.name == "none" or isinstance(model, PeftModel) else lora_config(cfg)
+
+
+TRAINERS = {"sft": sft_trainer, "dpo": dpo_trainer, "kto": kto_trainer}
 
 
 def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, final: bool, preemption):
@@ -288,28 +326,31 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience))
     control = step_control(run, cfg.train.stop_at_step, preemption)
     callbacks.append(control)  # last: it sees what the others decided about saving
-    trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
-
     resume_from, start_step = None, 0
-    if cfg.resume:
+    if run.resuming:
         resume_from = last_complete_checkpoint(run.checkpoints(stage))
         start_step = int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0
         run.drop_metrics_after(stage, start_step)  # the steps after it are logged again
         if resume_from:
             log.info("%s: resuming from %s", stage, resume_from)
+    with tracking.environment(cfg, run, stage):  # read when the trainer is built and when training starts
+        trainer = TRAINERS[stage](cfg, run, tok, model, train, val, callbacks)
+        if resume_from:
             _restore_trained_adapter(trainer.model, resume_from)
-    started = time.perf_counter()
-    try:
-        with run.writing(lambda: control.saving):
-            result = trainer.train(resume_from_checkpoint=resume_from)
-    except (Exception, KeyboardInterrupt) as e:
-        _close_progress_bar(trainer)
-        if isinstance(e, RunWriteError):
-            run.discard(control.saving)
-        raise
+        started = time.perf_counter()
+        try:
+            with run.writing(lambda: control.saving):
+                result = trainer.train(resume_from_checkpoint=resume_from)
+        except (Exception, KeyboardInterrupt) as e:
+            _close_progress_bar(trainer)
+            if isinstance(e, RunWriteError):
+                run.discard(control.saving)
+            raise
     seconds = time.perf_counter() - started
     state = trainer.state
     finished = control.stopped_by is None or state.global_step >= state.max_steps
+    if stage in PREFERENCE_STAGES and run.is_main:
+        _check_step0(cfg, run, stage)
     if finished:
         out = run.output(stage, final)
         if "ref" in getattr(trainer.model, "peft_config", {}):
@@ -318,7 +359,7 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
         with run.writing(out):
             trainer.save_model(str(out))  # adapter or full weights, + tokenizer and chat template
         world = trainer.args.world_size
-        run.status["stages"][stage] = {
+        run.status["stages"].setdefault(stage, {}).update({
             "done": True, "steps": state.global_step, "epochs": state.epoch,
             "train_loss": result.training_loss, "seconds": round(seconds, 2),
             "seconds_per_step": round(seconds / max(1, state.global_step - start_step), 3),
@@ -326,7 +367,7 @@ def train_stage(cfg: Config, run: RunDir, stage: str, tok, model, train, val, fi
             "step_seconds_median": steady_step_seconds(metrics.step_seconds),
             "effective_batch": cfg.train.batch_size * cfg.train.grad_accum * world,
             "world_size": world, "output": str(out),
-        }
+        })
         run.save_status()
     _report_rank(trainer, stage)
     if control.stopped_by == "SIGTERM" and not finished:
@@ -346,6 +387,16 @@ def _restore_trained_adapter(model, checkpoint: str) -> None:
             os.path.isfile(os.path.join(checkpoint, f)) for f in ("adapter_model.safetensors", "adapter_model.bin")):
         model.load_adapter(checkpoint, "default", is_trainable=True)
         model.set_adapter("default")
+
+
+def _check_step0(cfg: Config, run: RunDir, stage: str) -> None:
+    """status.json: the first logged step against what the loss predicts (train/lineage.py)."""
+    check = lineage.step0(cfg, stage, read_jsonl(run.path / "metrics.jsonl"))
+    if check is not None:
+        run.status["stages"].setdefault(stage, {})["step0"] = check
+        run.save_status()
+        if not check["ok"]:
+            log.warning("%s: %s", cfg.name, lineage.warning(stage, check))
 
 
 def _close_progress_bar(trainer) -> None:

@@ -35,13 +35,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .config import Config
+from .naming import RESUME_FREE  # keys that may differ between a run and its resumption
 
 log = logging.getLogger("sftdpo")
 
 # the root logger (ours) and the libraries whose warnings matter in a post-mortem
 LOGGERS = ("", "transformers", "trl", "peft")
-# keys that may differ between a run and its resumption
-RESUME_FREE = {"resume", "overwrite", "train.stop_at_step", "train.sigterm_grace_s"}
 # Written into checkpoint-N once every rank has saved it. Transformers writes trainer_state.json
 # last, but only rank 0 does, while other ranks may still be writing their RNG state or optimizer
 # shards, and get_last_checkpoint() takes the highest number whatever is inside. A marker written
@@ -54,6 +53,10 @@ STATES = ("running", "done", "stopped", "interrupted", "failed", "diverged")
 
 class RunExists(Exception):
     """The run directory exists and neither resume nor overwrite was asked for."""
+
+
+class AlreadyDone(RunExists):
+    """resume=auto found the run finished: nothing to do (exit 0)."""
 
 
 class TrainingDiverged(Exception):
@@ -91,7 +94,40 @@ class RunDir:
         self.path = Path(cfg.run_dir)
         self.is_main = is_main
         self.status: dict = {"state": "running", "stages": {}}
+        self.resuming = False  # set by check(): continue from the last complete checkpoints
         self._log: logging.Handler | None = None
+
+    # --- one writer ---------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self):
+        """Hold ``<out_dir>/.<name>.lock`` for the whole run (main process only), so that two
+        processes never write one run directory: the second one fails at once, touching nothing.
+        An OS lock (flock, via filelock): the kernel drops it when its holder dies, so the file a
+        killed run leaves behind blocks nothing and resume=true goes on. The lock file names its
+        holder (:func:`writer`), for the message the second process prints, and is deleted before
+        the lock is released (filelock retries on an inode that was unlinked under it)."""
+        if not self.is_main:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        path = self.path.with_name(f".{self.path.name}.lock")
+        if not path.parent.is_dir():
+            with self.writing(path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path, blocking=False, on_acquired=_name_holder)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = _read_holder(path)
+            raise RunExists(busy(self.path, holder.get("pid", "?"), holder.get("host"))) from None
+        try:
+            yield
+        finally:
+            with suppress(OSError):
+                path.unlink()
+            lock.release()
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -100,16 +136,21 @@ class RunDir:
         cfg, p = self.cfg, self.path
         exists = p.exists() and any(p.iterdir())
         if not exists:
-            if cfg.resume:
+            if cfg.resume is True:
                 raise RunExists(f"resume: nothing to resume in {p} (start it without resume=true)")
             return
         status = self._read_status()
         state = effective_state(status)
         if state == "running":  # two writers would interleave checkpoints and metrics
-            raise RunExists(f"{p} is being trained right now by pid {status['pid']} on this host; wait for it, or "
-                            f"stop it (kill {status['pid']} saves a checkpoint) and continue with resume=true")
+            raise RunExists(busy(p, status["pid"], status.get("host")))
         if cfg.overwrite:
             return
+        if cfg.resume == "auto":
+            if state == "done":
+                raise AlreadyDone(f"{p} is already finished (resume=auto)")
+            if state == "diverged":
+                raise RunExists(f"{p} diverged ({status.get('error')}); resume=auto does not retrain it the same way: "
+                                "lower the learning rate with a new name=..., or overwrite=true")
         if not cfg.resume:
             what = "finished" if state == "done" else f"stopped before the end: {state}"
             raise RunExists(
@@ -131,6 +172,7 @@ class RunDir:
                         "config, or start a new run with name=..."
                     )
         self.status = status
+        self.resuming = True
 
     def open(self) -> None:
         """Main process: create the directory (replacing it for overwrite) and write config.yaml."""
@@ -381,6 +423,26 @@ def free_space(path) -> str:
 
 
 # --- whether a run is still alive --------------------------------------------------------------
+
+
+def busy(path, pid, host=None) -> str:
+    """The one line for a run directory that another live process writes."""
+    where = "this host" if host in (None, socket.gethostname()) else host
+    return (f"{path} is being trained right now by pid {pid} on {where}; wait for it, or stop it "
+            f"(kill {pid} saves a checkpoint) and continue with resume=true")
+
+
+def _name_holder(fd: int) -> None:
+    """filelock's on_acquired: write who holds the lock into the lock file."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(writer()) + "\n").encode(), 0)
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # the holder has not written its name yet
+        return {}
 
 
 def writer() -> dict:
