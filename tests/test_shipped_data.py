@@ -155,6 +155,8 @@ def test_warmup_set():
     assert sum(style(a)["present"] for a in answers) <= 0.02 * len(answers)
     assert not any("~" in a for a in answers)
     assert all(a.rstrip()[-1] in ".!다요" or "\n" in a for a in answers)  # a finished sentence (or a poem's line)
+    # answers of several lines that end: without them the start model never stopped once it broke a line
+    assert sum("\n" in a for a in answers) >= 80 and all(len(a) <= 300 for a in answers)
     kw = KW["train"] + KW["test"]
     assert not set(users) & {r["prompt"] for r in kw}
     assert not any("키워드" in u for u in users)

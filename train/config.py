@@ -133,6 +133,7 @@ class TrainConfig:
     save_total_limit: Optional[int] = MISSING
     early_stopping_patience: Optional[int] = MISSING
     gradient_checkpointing: bool = MISSING
+    group_by_length: bool = MISSING
     packing: bool = MISSING
     stop_at_step: Optional[int] = MISSING
     sigterm_grace_s: float = MISSING

@@ -204,6 +204,7 @@ def trainer_args(cfg: Config, run: RunDir, stage: str, has_val: bool) -> dict:
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         **checkpointing(t.gradient_checkpointing),
+        **sampling(t.group_by_length),
         seed=cfg.seed,
         ddp_find_unused_parameters=False,  # every LoRA / full weight takes part in each step
         use_cpu=device == "cpu",
@@ -222,6 +223,19 @@ def checkpointing(on: bool) -> dict:
 
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     return {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": on}
+
+
+def sampling(group_by_length: bool) -> dict:
+    """The TrainingArguments field for batches of similar lengths (less padding to compute):
+    ``train_sampling_strategy="group_by_length"`` in recent transformers, a boolean before."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if "train_sampling_strategy" in fields:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length}
 
 
 def packed_attention(device: str) -> str:
