@@ -12,8 +12,9 @@ process (peak RSS from ``wait4``), one at a time, on an otherwise idle machine:
    a callback in both), so set-up inside ``trainer.train()`` (TensorBoard, say) is not counted
    per step; ``train_seconds_per_step`` (train() wall / steps) is kept too;
 2. data — ``data validate`` and ``data.load`` records/s on a generated 100,000-record file;
-3. eval — ``eval score`` texts/s on 20,000 realistic generations, and generation tokens/s of
-   the 270M at batch 1 and 16 (greedy, a fixed number of new tokens);
+3. eval — ``eval score`` texts/s on 20,000 realistic generations, and ``eval generate`` with its
+   speed levers against the path before them (bench/generate.py: sampled answers with EOS stops
+   from an SFT LoRA run of the 270M, full and trimmed vocabulary);
 4. peak RSS of each;
 5. the CPU lever — ``model.trim_vocab=true`` on the same SFT / DPO jobs as (1), and the
    output layer's share of a step.
@@ -41,8 +42,9 @@ PY = sys.executable
 STYLE = ROOT / "data" / "style" / "train.jsonl"
 
 
-def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
-    """Run ``cmd``; (stdout, wall seconds, peak RSS in MB). stderr goes to a log on failure."""
+def child(cmd: list[str], env: dict | None = None, stderr: bool = False) -> tuple[str, float, int]:
+    """Run ``cmd``; (stdout, wall seconds, peak RSS in MB); stdout and stderr together with
+    ``stderr=True``. On failure the end of stderr is shown."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env={**os.environ, **(env or {})})
@@ -54,7 +56,7 @@ def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
         text, errs = out.read().decode(), err.read().decode(errors="replace")
     if p.returncode:
         sys.exit(f"bench: {' '.join(cmd[:6])} ... failed (exit {p.returncode}):\n{errs[-3000:]}")
-    return text, wall, round(usage.ru_maxrss / 1024)
+    return text + errs if stderr else text, wall, round(usage.ru_maxrss / 1024)
 
 
 def progress(msg: str) -> None:
@@ -173,41 +175,17 @@ def eval_bench(tmp: Path) -> dict:
     res = {"score": {"texts": n, "texts_per_s": statistics.median(rates), "runs_texts_per_s": rates,
                      "one_process_texts_per_s": round(n / next(o["s"] for w, o in runs if w == 1)),
                      "cli_texts_per_s_incl_startup": round(n / wall), "peak_rss_mb": max(rss, rss_cli)}}
-    for batch, trimmed in ((1, False), (16, False), (16, True)):
-        progress(f"eval: generation at batch {batch}{' (trimmed vocabulary)' if trimmed else ''}")
-        out, _, rss = child([PY, str(Path(__file__)), "_generate", str(batch), str(int(trimmed))])
-        res[f"generate_batch{batch}{'_trimmed' if trimmed else ''}"] = {**json.loads(out), "peak_rss_mb": rss}
+    # generation: eval generate's speed levers against the path before issue #16 (bench/generate.py;
+    # `python bench/generate.py --levers all` measures each lever on its own)
+    import generate as gen_bench  # bench/ is on sys.path: this file runs as a script
+
+    res["generate"] = gen_bench.bench(*GEN_WORKLOAD, levers="bench", trimmed_levers="key")
     return res
 
 
-def _generate(batch: int, trimmed: bool, new_tokens: int = 32) -> None:
-    """(child) tokens/s of greedy generation on the held-out style prompts."""
-    import torch
-
-    sys.path.insert(0, str(ROOT))
-    from train import trim
-    from train.config import ModelConfig, structured
-    from train.models import load_model
-
-    torch.manual_seed(0)
-    from omegaconf import OmegaConf
-
-    cfg = structured(ModelConfig, OmegaConf.load(ROOT / "conf" / "model" / "gemma3-270m.yaml"))
-    tok, model = load_model(cfg, "cpu")
-    tok.padding_side = "left"
-    if trimmed:
-        trim.restrict(model, trim.vocabulary(tok, [str(STYLE), str(ROOT / "data" / "style" / "test.jsonl")]))
-    prompts = [json.loads(line)["input"]["messages"] for line in open(ROOT / "data" / "style" / "test.jsonl")][:batch]
-    enc = tok.apply_chat_template(prompts, add_generation_prompt=True, return_tensors="pt", return_dict=True,
-                                  padding=True)
-    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
-    with torch.no_grad():
-        model.generate(**{k: v[:, :8] for k, v in enc.items()}, max_new_tokens=2, do_sample=False)  # warm-up
-        t = time.perf_counter()
-        out = model.generate(**enc, **kw)
-        s = time.perf_counter() - t
-    made = (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
-    print(json.dumps({"batch": batch, "new_tokens": made, "seconds": round(s, 2), "tokens_per_s": round(made / s, 1)}))
+# prompts, samples per prompt, max new tokens: a reduced workload so that make bench stays under
+# 12 minutes; every lever on its own and the study's workload: `make bench-generate` (README)
+GEN_WORKLOAD = (8, 2, 128)
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -251,7 +229,6 @@ def markdown(r: dict) -> str:
         x = lv[m]
         lines.append(f"| {m.upper()} | {x['seconds_per_step']:.2f} | {x['speedup_over_full_vocab']:.2f}× | "
                      f"{x['kept_tokens']:,} of {x['vocab']:,} | {x['output_layer_share_of_step']:.0%} | {x['peak_rss_mb']} |")
-    g = {k: v for k, v in e.items() if k.startswith("generate")}
     lines += ["", "| data / eval | rate | target | peak RSS (MB) |", "|---|---|---|---|",
               f"| `data validate` | {d['validate_records_per_s']:,} records/s (best {d['validate_records_per_s_best']:,}) "
               f"| ≥ 50,000 | {d['peak_rss_mb']} |",
@@ -259,10 +236,11 @@ def markdown(r: dict) -> str:
               f"| `eval score` | {e['score']['texts_per_s']:,} texts/s, median of "
               f"{', '.join(f'{x:,}' for x in e['score'].get('runs_texts_per_s', [e['score']['texts_per_s']]))} "
               f"(one process {e['score'].get('one_process_texts_per_s', '–'):,}; "
-              f"{e['score']['cli_texts_per_s_incl_startup']:,} incl. process start) | ≥ 20,000 | {e['score']['peak_rss_mb']} |"]
-    for k, v in g.items():
-        lines.append(f"| generation, batch {v['batch']}{' trimmed' if 'trimmed' in k else ''} | "
-                     f"{v['tokens_per_s']} tokens/s | – | {v['peak_rss_mb']} |")
+              f"{e['score']['cli_texts_per_s_incl_startup']:,} incl. process start) | ≥ 5,000 (issue #14) | {e['score']['peak_rss_mb']} |"]
+    if "generate" in e:
+        import generate as gen_bench
+
+        lines += ["", gen_bench.markdown(e["generate"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -281,10 +259,16 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from train.config import ModelConfig, structured
-    from train.models import convert_gguf
+    from train.models import build_warmup, convert_gguf
 
-    started = time.perf_counter()
+    # one-time preparation, cached for every later run: the GGUF converted to an HF directory, and
+    # the generate section's start model (model=gemma3-270m-chat, built from it: ~6 min once)
+    prep = time.perf_counter()
     model_dir = str(convert_gguf(structured(ModelConfig, OmegaConf.load(ROOT / "conf" / "model" / "gemma3-270m.yaml"))))
+    if "eval" in set(a.only or ["eval"]):
+        build_warmup(structured(ModelConfig, OmegaConf.load(ROOT / "conf" / "model" / "gemma3-270m-chat.yaml")))
+    prep = round(time.perf_counter() - prep)
+    started = time.perf_counter()
     date = dt.date.today().isoformat()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,6 +292,7 @@ def main() -> None:
         if "eval" in parts:
             res["eval"] = eval_bench(tmp)
     res["seconds" if not a.only else "rerun_seconds"] = round(time.perf_counter() - started)
+    res["preparation_seconds"] = prep  # once per machine (cached); not part of "seconds"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(res))
     print(markdown(res))
@@ -315,7 +300,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_generate":
-        _generate(int(sys.argv[2]), bool(int(sys.argv[3])))
-    else:
-        main()
+    main()

@@ -17,6 +17,9 @@ from train.config import (
     structured,
 )
 
+ENGINES = ("loop", "hf")
+QUANTIZE = ("int8",)
+
 
 @dataclass
 class GenerateConfig:
@@ -28,6 +31,13 @@ class GenerateConfig:
     top_k: Optional[int] = MISSING
     num_samples: int = MISSING
     repetition_penalty: float = MISSING
+    engine: str = MISSING
+    sort_by_length: bool = MISSING
+    merge_adapter: bool = MISSING
+    static_cache: bool = MISSING
+    compile: bool = MISSING
+    threads: Optional[int] = MISSING
+    quantize: Optional[str] = MISSING
 
 
 @dataclass
@@ -61,6 +71,18 @@ class EvalConfig:
             raise ConfigError("generate.temperature: sampling needs temperature > 0 and 0 < top_p <= 1")
         if self.generate.top_k is not None and self.generate.top_k <= 0:
             raise ConfigError(f"generate.top_k: {self.generate.top_k} must be > 0 (null = no top-k cut)")
+        g = self.generate
+        one_of("generate.engine", g.engine, ENGINES)
+        if g.quantize is not None:
+            one_of("generate.quantize", g.quantize, QUANTIZE)
+        if g.engine == "loop":
+            for key in ("static_cache", "compile"):
+                if getattr(g, key):
+                    raise ConfigError(f"generate.{key}: a transformers generate option; set generate.engine=hf")
+            if g.repetition_penalty != 1.0:
+                raise ConfigError("generate.repetition_penalty: the loop engine has none; set generate.engine=hf")
+        if g.threads is not None and g.threads <= 0:
+            raise ConfigError(f"generate.threads: {g.threads} must be > 0 (null = torch's default)")
         if self.generate.num_samples > 1 and not self.generate.do_sample:
             raise ConfigError("generate.num_samples: several samples per prompt need generate.do_sample=true "
                               "(greedy decoding gives the same answer every time)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from data import read
 
@@ -51,28 +52,40 @@ def generate(cfg: EvalConfig) -> str:
 
     from train.models import encode_chat, generation_tokenizer, stop_token_ids
 
+    from .decode import decode, prepare
+
     t = target(cfg)
     records = heldout(t, cfg.limit)
     device = cfg.resolved_device()
-    tok, model = load_policy(t, device)
-    tok = generation_tokenizer(tok)
     g = cfg.generate
-    kwargs = dict(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, repetition_penalty=g.repetition_penalty)
-    if g.do_sample:
-        kwargs.update(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k)
+    if g.threads:
+        torch.set_num_threads(g.threads)
+    tok, model = load_policy(t, device)
+    model = prepare(model, g.merge_adapter, g.quantize)
+    tok = generation_tokenizer(tok)
     stops = set(stop_token_ids(tok))
     torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
     out_path = t.path / "generations.jsonl"
     jobs = [(r, k) for r in records for k in range(g.num_samples)]  # the samples of a prompt side by side
-    rows = []
-    for i in tqdm(range(0, len(jobs), g.batch_size), desc=f"generate {t.path.name}", unit="batch"):
-        batch = jobs[i:i + g.batch_size]
-        ids = [encode_chat(tok, r["prompt"]) for r, _ in batch]
-        enc = tok.pad({"input_ids": ids}, return_tensors="pt").to(device)
-        with torch.no_grad():
-            gen = model.generate(**enc, **kwargs)
-        for (r, k), seq in zip(batch, gen[:, enc["input_ids"].shape[1]:].tolist()):
-            rows.append(_row(r, k, g.num_samples, seq, stops, tok))
+    ids = [encode_chat(tok, r["prompt"]) for r, _ in jobs]
+    # similar lengths in one batch: less left padding to compute
+    order = sorted(range(len(jobs)), key=lambda j: len(ids[j])) if g.sort_by_length else list(range(len(jobs)))
+    if g.engine == "hf" and g.compile:
+        model.forward = torch.compile(model.forward)
+    done: dict[int, list[int]] = {}
+    started = time.perf_counter()
+    for i in tqdm(range(0, len(order), g.batch_size), desc=f"generate {t.path.name}", unit="batch"):
+        batch = order[i:i + g.batch_size]
+        enc = tok.pad({"input_ids": [ids[j] for j in batch]}, return_tensors="pt").to(device)
+        if g.engine == "loop":
+            new = decode(model, enc["input_ids"], enc["attention_mask"], g.max_new_tokens, stops, g.do_sample,
+                         g.temperature, g.top_k, g.top_p, generator)
+        else:
+            new = _hf_generate(model, enc, g)
+        done.update(zip(batch, new))
+    seconds = time.perf_counter() - started
+    rows = [_row(r, k, g.num_samples, done[j], stops, tok) for j, (r, k) in enumerate(jobs)]
     with open(out_path, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -81,8 +94,24 @@ def generate(cfg: EvalConfig) -> str:
 
     scores = score_rows(rows)
     (t.path / "scores.json").write_text(json.dumps(scores, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    log.info("generations: %s (%d rows), scores.json beside it", out_path, len(rows))
+    tokens = sum(r["new_tokens"] for r in rows)
+    log.info("generations: %s (%d rows, %d new tokens in %.1f s of decoding: %.1f tokens/s), scores.json beside it",
+             out_path, len(rows), tokens, seconds, tokens / max(seconds, 1e-9))
     return str(out_path)
+
+
+def _hf_generate(model, enc, g) -> list[list[int]]:
+    """transformers' own ``generate`` (static cache, compile and repetition penalty live here)."""
+    import torch
+
+    kwargs = dict(max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, repetition_penalty=g.repetition_penalty)
+    if g.do_sample:
+        kwargs.update(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k)
+    if g.static_cache:
+        kwargs["cache_implementation"] = "static"
+    with torch.no_grad():
+        gen = model.generate(**enc, **kwargs)
+    return gen[:, enc["input_ids"].shape[1]:].tolist()
 
 
 def _row(r: dict, sample: int, num_samples: int, seq: list[int], stops: set[int], tok) -> dict:
