@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # TORCH_BUILD=cu128: that CUDA build of torch instead of the one chosen for the driver
 TORCH_BUILD ?=
 
-.PHONY: install demo demo-fast study sweep bench bench-gpu gpu-check wheels mirror test test-slow test-min lint validate \
+.PHONY: install demo demo-fast study sweep bench bench-generate bench-gpu gpu-check wheels mirror test test-slow test-min lint validate \
 	sft dpo sft-dpo eval report clean
 
 install: $(STAMP)
@@ -21,19 +21,21 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # make demo: the whole comparison on the embedded Gemma-3 270M, offline, on CPU (budget in
-# conf/experiment/demo.yaml and DEMO_EVAL; under 30 min on 2 cores): base, SFT, DPO, SFT->DPO on the style data,
-# generations on the 40 held-out prompts, scores, preference accuracy, reports/demo/report.html.
+# conf/experiment/demo.yaml and DEMO_EVAL; under 30 min on 2 cores, the start model's first build included):
+# start, SFT, DPO, SFT->DPO on the style data, sampled answers on 20 held-out prompts, scores,
+# preference accuracy, reports/demo/report.html.
 DEMO_RUNS  ?= runs/demo
 DEMO_OUT   ?= reports/demo
 DEMO_TRAIN ?=
-DEMO_EVAL  ?= limit=20 generate.max_new_tokens=80 generate.batch_size=20
-DEMO_BASE  ?= $(DEMO_RUNS)/base-gemma3-270m-style
+DEMO_EVAL  ?= limit=20 generate.do_sample=true generate.temperature=1.0 generate.top_k=64 generate.top_p=0.95 \
+	generate.num_samples=2 generate.max_new_tokens=192 generate.batch_size=40
+DEMO_BASE  ?= $(DEMO_RUNS)/base-gemma3-270m-chat-style
 demo: $(STAMP)
 	$(PY) -m train experiment=demo method=sft out_dir=$(DEMO_RUNS) $(DEMO_TRAIN)
 	$(PY) -m train experiment=demo method=dpo out_dir=$(DEMO_RUNS) $(DEMO_TRAIN)
 	$(PY) -m train experiment=demo method=sft_dpo out_dir=$(DEMO_RUNS) $(DEMO_TRAIN)
-	$(PY) -m eval generate model=gemma3-270m data=style out_dir=$(DEMO_RUNS) $(DEMO_EVAL)
-	$(PY) -m eval preference model=gemma3-270m data=style out_dir=$(DEMO_RUNS) $(DEMO_EVAL)
+	$(PY) -m eval generate model=gemma3-270m-chat data=style out_dir=$(DEMO_RUNS) $(DEMO_EVAL)
+	$(PY) -m eval preference model=gemma3-270m-chat data=style out_dir=$(DEMO_RUNS) $(DEMO_EVAL)
 	@for m in sft dpo sft_dpo; do \
 		$(PY) -m eval generate run=$(DEMO_RUNS)/demo-$$m $(DEMO_EVAL) && \
 		$(PY) -m eval preference run=$(DEMO_RUNS)/demo-$$m $(DEMO_EVAL) || exit 1; \
@@ -67,6 +69,13 @@ sweep: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# make bench-generate: eval generate's speed levers one by one against the path before them
+# (bench/generate.py, 8 prompts x 2 samples x 128 tokens, ~20 min on 2 cores); the study's workload:
+# make bench-generate BENCH_GEN_ARGS="--prompts 35 --samples 4 --new-tokens 384 --levers key --vocab full"
+BENCH_GEN_ARGS ?= --prompts 8 --samples 2 --new-tokens 128 --levers all --trimmed-levers key
+bench-generate: $(STAMP)
+	$(PY) bench/generate.py $(BENCH_GEN_ARGS) --out bench/results/generate-$$(date +%F).json
 
 # make bench-gpu: SFT / DPO tokens/s, step time, peak memory and MFU of a Gemma-3-1B-sized model,
 # plain TRL defaults vs tuned settings (bench/gpu.py; needs a CUDA GPU, ~10 min per sequence length).
@@ -115,10 +124,10 @@ $(MIRROR)/.installed: bench/device/image.txt
 	@touch $@
 
 # make demo-fast: the same with the output layer trimmed to the data's tokens (model.trim_vocab;
-# ~2x faster end to end, ~4x per training step; reports/demo-trim/ holds its committed report)
+# ~2x faster end to end, ~4x per training step; writes reports/demo-trim/)
 demo-fast:
 	$(MAKE) demo DEMO_RUNS=runs/demo-trim DEMO_OUT=reports/demo-trim DEMO_TRAIN="model.trim_vocab=true" \
-		DEMO_EVAL="$(DEMO_EVAL) model.trim_vocab=true" DEMO_BASE=runs/demo-trim/base-gemma3-270m-style-trim
+		DEMO_EVAL="$(DEMO_EVAL) model.trim_vocab=true" DEMO_BASE=runs/demo-trim/base-gemma3-270m-chat-style-trim
 
 # The report test renders in Debian's headless Chromium (+ a Korean font); installed here when
 # missing and apt is usable, else that one test skips and says why.

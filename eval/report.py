@@ -283,8 +283,12 @@ def preference_note(runs: list[Run]) -> str:
     if matched:
         k, n = min(matched.values()), max((r.preference.get("n") or 0) for r in have)
         note += f" Length-matched pairs (lengths within 20%): {k} of {n}"
-        note += (f" — too few to read (fewer than {FEW_MATCHED}); the shipped data's chosen answers are nearly "
-                 "always the longer ones." if k < FEW_MATCHED else ".")
+        note += f" — too few to read (fewer than {FEW_MATCHED})." if k < FEW_MATCHED else "."
+    base = [r.preference.get("length_baseline") for r in have if r.preference.get("length_baseline") is not None]
+    if base:
+        b = base[0]["value"] if isinstance(base[0], dict) else base[0]
+        note += f" On these pairs the length-only baseline (the longer answer wins) scores {b:.0%}"
+        note += ": length alone nearly decides them." if not 0.2 < b < 0.8 else "."
     return note
 
 
@@ -314,7 +318,7 @@ def sample_ids(runs: list[Run], max_samples: int) -> list[str]:
     for run in runs:
         ids = {_prompt_key(g) for g in run.generations}
         per_run.append(ids)
-        order += [k for g in run.generations if (k := _prompt_key(g)) not in order]
+        order += [k for k in dict.fromkeys(_prompt_key(g) for g in run.generations) if k not in order]
     having = [ids for ids in per_run if ids]
     shared = [i for i in order if all(i in ids for ids in having)]
     rest = [i for i in order if i not in shared]

@@ -1,5 +1,6 @@
 """Slow: ``make demo`` end to end with a smaller budget (one step per stage, two prompts) into
-a temporary directory — the same Makefile recipe the user runs."""
+a temporary directory — the same Makefile recipe the user runs (it builds the start model,
+model=gemma3-270m-chat, on first use)."""
 
 import subprocess
 
@@ -19,7 +20,7 @@ def test_make_demo_small_budget(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
-    for name in ("base-gemma3-270m-style", "demo-sft", "demo-dpo", "demo-sft_dpo"):
+    for name in ("base-gemma3-270m-chat-style", "demo-sft", "demo-dpo", "demo-sft_dpo"):
         assert (runs / name / "generations.jsonl").is_file() and (runs / name / "preference.json").is_file()
     md = (out / "report.md").read_text()
-    assert all(name in md for name in ("demo-sft", "demo-dpo", "demo-sft_dpo", "base-gemma3-270m-style"))
+    assert all(name in md for name in ("demo-sft", "demo-dpo", "demo-sft_dpo", "base-gemma3-270m-chat-style"))

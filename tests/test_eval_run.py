@@ -117,7 +117,7 @@ def test_preference_json(sft_dpo_run):
     assert p["implicit_accuracy"]["value"] == sum(row["implicit_correct"] for row in p["rows"]) / 4
     assert {"accuracy", "margin", "heldout_nll", "accuracy_per_token", "length_baseline"} <= set(p)
     assert p["heldout_nll"]["direction"] == "lower" and p["length_baseline"]["direction"] is None
-    # the length-only baseline: the shipped keyword test pairs' chosen answers are the longer ones
+    # the length-only baseline, row by row: it calls the longer answer the chosen one
     assert all(row["length_baseline"] == (row["chosen_chars"] > row["rejected_chars"]) for row in p["rows"])
 
 

@@ -227,6 +227,16 @@ def test_max_samples(tmp_path):
     assert page.read_text(encoding="utf-8").count("prompt 1 &amp;") == 0
 
 
+def test_several_samples_per_prompt_show_the_prompt_once():
+    """Two sampled answers per prompt: the samples table lists each prompt once (it once listed
+    a prompt as many times as it had samples, all showing the first one)."""
+    from types import SimpleNamespace
+
+    gens = [{"id": f"p{i}/{k}", "prompt_id": f"p{i}", "sample": k, "text": "t"} for i in range(3) for k in range(2)]
+    runs = [SimpleNamespace(generations=gens), SimpleNamespace(generations=gens[:4])]
+    assert report.sample_ids(runs, 10) == ["p0", "p1", "p2"]
+
+
 def test_highlights_in_report(built):
     _, page, _, _ = built
     assert 'hi<mark class="marker" title="tilde">~~</mark> there' in page
