@@ -67,6 +67,7 @@ def test_seed004_preset_is_seed_004s_setup():
     (["method=dpo_nll", "method.dpo.loss_weights=[1.0]"], r"^method\.dpo\.loss_weights: 1 weight\(s\) for 2 loss type"),
     (["method=kto", "method.kto.loss_type=sigmoid"], r"^method\.kto\.loss_type: 'sigmoid' is not one of kto"),
     (["method=kto", "train.batch_size=1"], r"^train\.batch_size: KTO estimates its KL term"),
+    (["method=kto", "train.group_by_length=true"], r"^train\.group_by_length: KTO estimates its KL term"),
     (["train.report_to=[tensorbord]"], r"^train\.report_to: 'tensorbord' is not one of"),
     (["resume=maybe"], r"^resume: 'maybe' is not one of false, true, auto"),
     (["model.dtype=float16"], r"^model\.dtype: 'float16'.*bfloat16"),

@@ -260,6 +260,9 @@ class Config:
             if self.train.batch_size < 2 and m.kto.loss_type == "kto":
                 raise ConfigError("train.batch_size: KTO estimates its KL term from the other rows of a batch; "
                                   "it needs train.batch_size >= 2")
+            if self.train.group_by_length and m.kto.loss_type == "kto":
+                raise ConfigError("train.group_by_length: KTO estimates its KL term against its neighbours in a "
+                                  "fixed-order batch (TRL needs sequential sampling); set it to false")
         p = self.peft
         if p.name != "none":
             _positive("peft.r", p.r)

@@ -232,10 +232,12 @@ def sampling(group_by_length: bool) -> dict:
 
     from transformers import TrainingArguments
 
+    if not group_by_length:
+        return {}  # each trainer's own default (KTO's is sequential, which its KL estimate needs)
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if "train_sampling_strategy" in fields:
-        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
-    return {"group_by_length": group_by_length}
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
 
 
 def packed_attention(device: str) -> str:
