@@ -69,6 +69,24 @@ def test_tiny_model_quirks():
     assert out.shape[0] == 2
 
 
+def test_token_init_copies_a_row_and_a_bad_token_names_the_key():
+    """model.token_init: <end_of_turn> starts as <eos> (input and output rows); the base model's own
+    rows are otherwise untouched; a name that is not one token fails when the tokenizer loads."""
+    from train.config import ConfigError
+
+    cfg = dataclasses.replace(compose_model("tiny"), token_init={"<end_of_turn>": "<eos>"})
+    tok, model = load_model(cfg)
+    _, plain = load_model(compose_model("tiny"))
+    eot, eos = tok.convert_tokens_to_ids("<end_of_turn>"), tok.eos_token_id
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        w, w0 = getattr(model, get)().weight, getattr(plain, get)().weight
+        assert torch.equal(w[eot], w0[eos]) and not torch.equal(w0[eot], w0[eos])
+        others = [i for i in range(w.shape[0]) if i != eot]
+        assert torch.equal(w[others], w0[others])
+    with pytest.raises(ConfigError, match=r"^model\.token_init: '<end_of_thought>' is not one token"):
+        load_tokenizer(dataclasses.replace(cfg, token_init={"<end_of_thought>": "<eos>"}))
+
+
 def test_tiny_model_is_deterministic():
     _, a = load_model(compose_model("tiny"))
     _, b = load_model(compose_model("tiny"))
@@ -132,6 +150,8 @@ def test_a_warmup_model_is_built_once_merged_and_cached(tmp_path):
     name = "model.layers.0.self_attn.q_proj.weight"
     merged, original = dict(model.named_parameters())[name], dict(base.named_parameters())[name]
     assert merged.shape == original.shape and not torch.allclose(merged, original)  # LoRA was merged in
+    eot = tok.convert_tokens_to_ids("<end_of_turn>")  # the recipe's model.token_init, kept in the weights
+    assert torch.equal(model.get_output_embeddings().weight[eot], base.get_output_embeddings().weight[tok.eos_token_id])
     ids = torch.tensor([encode_chat(tok, MSGS)])
     assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] > ids.shape[1]
 

@@ -44,6 +44,9 @@ class ModelConfig:
     tiny: dict[str, Any] = field(default_factory=dict)
     # source warmup: the overrides of `python -m train` that build the model (conf/model/*-chat.yaml)
     build: list[str] = field(default_factory=list)
+    # token -> token: the first's embedding row (and output row) starts as a copy of the second's
+    # (a base model's untrained chat-template tokens; see conf/experiment/warmup.yaml)
+    token_init: dict[str, str] = field(default_factory=dict)
 
     def check(self, prefix: str = "model") -> None:
         """Raise :class:`ConfigError` naming the key for values the schema alone cannot catch."""

@@ -22,7 +22,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
 
 END_OF_TURN = "<end_of_turn>"
 _TINY_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", END_OF_TURN]
@@ -85,10 +85,39 @@ def load_model(cfg: ModelConfig, device: str | None = None, tokenizer=None, dtyp
             model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
         except OSError as e:
             raise ModelNotFound(f"model weights not found in {where} ({_first_line(e)}); set model.path") from None
+    _init_token_rows(model, token_rows(tok, cfg))
     if device:
         model.to(device)
     _prepare_generation(model, tok)
     return tok, model
+
+
+def token_rows(tok, cfg: ModelConfig) -> dict[int, int]:
+    """``model.token_init`` as ids (target -> source); a name that is not one token is a config error."""
+
+    def one(t: str) -> int:
+        i = tok.convert_tokens_to_ids(t)
+        if not isinstance(i, int) or i == tok.unk_token_id or tok.convert_ids_to_tokens(i) != t:
+            raise ConfigError(f"model.token_init: {t!r} is not one token of {cfg.name}'s vocabulary")
+        return i
+
+    return {one(t): one(s) for t, s in (cfg.token_init or {}).items()}
+
+
+def _init_token_rows(model, rows: dict[int, int]) -> None:
+    """Copy embedding rows (input, and output when untied). Written here because neither transformers
+    nor peft re-initialises an existing token: a base model's chat tokens were never trained, and
+    Gemma-3 270M's ``<end_of_turn>`` is the same vector as hundreds of unused tokens (cosine > 0.99),
+    so no adapter can make it likely on its own (the model never learns to stop)."""
+    if not rows:
+        return
+    import torch
+
+    with torch.no_grad():
+        layers = {id(m.weight): m.weight for m in (model.get_input_embeddings(), model.get_output_embeddings())}
+        for w in layers.values():
+            for target, source in rows.items():
+                w[target] = w[source]
 
 
 def weights_dir(cfg: ModelConfig) -> Path | None:
@@ -360,6 +389,7 @@ def _prepare_tokenizer(tok, cfg: ModelConfig):
         tok.chat_template = official_chat_template()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    token_rows(tok, cfg)  # a bad model.token_init fails here, before any weights load
     return tok
 
 
