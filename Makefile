@@ -49,7 +49,7 @@ demo: $(STAMP)
 STUDY ?= seed004_cpu
 study: $(STAMP)
 	$(PY) -m eval study run --plan $(STUDY)
-	$(PY) -m eval study report --plan $(STUDY) --out reports/seed004
+	$(PY) -m eval study report --plan $(STUDY)
 
 # make sweep SWEEP="method=sft,dpo,sft_dpo seed=0,1,2" [ARGS="model=gemma3-270m train.max_steps=50 ..."]
 #   [SWEEP_NAME=name] [SWEEP_EVAL="limit=20 generate.max_new_tokens=80"]: every job of the sweep

@@ -5,6 +5,7 @@ one reader of what a run directory holds (:func:`load_run`), shared by ``eval ge
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from contextlib import contextmanager
@@ -22,12 +23,17 @@ from .config import EvalConfig
 
 @dataclass
 class Target:
-    path: Path
+    path: Path  # the weights evaluated, and where the eval writes: a run directory or one of its checkpoints
     method: str  # base | sft | dpo | sft_dpo
     model: ModelConfig
     data: DataConfig
     peft: str  # none for base
     beta: float | None  # DPO's beta, for the implicit reward
+    run: Path | None = None  # the run directory (config.yaml, sft/); None: the same as path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run or self.path
 
 
 def target(cfg: EvalConfig) -> Target:
@@ -43,10 +49,34 @@ def target(cfg: EvalConfig) -> Target:
     return Target(path, "base", cfg.model, cfg.data, "none", None)
 
 
-def _from_run(path: Path) -> Target:
+def checkpoint_of(path: Path) -> tuple[Path, str] | None:
+    """``(run directory, stage)`` when ``path`` is ``<run>/checkpoints/<stage>/checkpoint-N``."""
+    if (path.name.startswith("checkpoint-") and path.name[len("checkpoint-"):].isdigit()
+            and path.parent.parent.name == "checkpoints" and (path.parents[2] / "config.yaml").is_file()):
+        return path.parents[2], path.parent.name
+    return None
+
+
+def _from_checkpoint(path: Path, run: Path, stage: str) -> Target:
+    """A checkpoint saved while training (``train.save_steps``): the run's config, these weights. A
+    checkpoint of an sft_dpo run's SFT stage is an SFT model; of its DPO stage, DPO against run/sft."""
+    from train.rundir import COMPLETE
+
+    if not (path / COMPLETE).is_file():
+        raise ConfigError(f"run: {path} is a checkpoint cut off while being written (no {COMPLETE})")
+    t = _from_run(run, finished=False)
+    method = "sft" if t.method == "sft_dpo" and stage == "sft" else t.method
+    return dataclasses.replace(t, path=path, run=run, method=method)
+
+
+def _from_run(path: Path, finished: bool = True) -> Target:
+    ckpt = checkpoint_of(path)
+    if ckpt is not None:
+        return _from_checkpoint(path, *ckpt)
     conf = path / "config.yaml"
     if not conf.is_file():
-        raise ConfigError(f"run: {path} has no config.yaml (not a run directory)")
+        raise ConfigError(f"run: {path} has no config.yaml (not a run directory, nor one of its "
+                          "checkpoints/<stage>/checkpoint-N)")
     raw = OmegaConf.load(conf)
     if raw.get("method", {}).get("name") == "base":
         return Target(path, "base", structured(ModelConfig, raw.model), structured(DataConfig, raw.data), "none", None)
@@ -55,7 +85,7 @@ def _from_run(path: Path) -> Target:
     except RunError:
         status = {}
     state = effective_state(status) if status else None
-    if state != "done":
+    if finished and state != "done":
         note = f"; {state_note(status)}" if status and state_note(status) else ""
         raise ConfigError(f"run: {path} is not finished (state {state!r}{note}); finish it with resume=true")
     # Only the sections the eval needs are typed: a run trained before a later key was added
@@ -89,7 +119,7 @@ def _trimmed(t: Target, tok, model):
         return tok, model
     from train import trim
 
-    saved = t.path / "vocab.json"
+    saved = t.run_dir / "vocab.json"
     if saved.is_file():
         keep = trim.read_ids(saved)
     else:
@@ -108,7 +138,7 @@ def reference(t: Target, policy, device: str, dtype: str | None = None):
 
     if t.peft != "none":
         if t.method == "sft_dpo":
-            policy.load_adapter(str(t.path / "sft"), adapter_name="ref")
+            policy.load_adapter(str(t.run_dir / "sft"), adapter_name="ref")
             policy.set_adapter("ref")
             try:
                 yield policy
@@ -119,7 +149,7 @@ def reference(t: Target, policy, device: str, dtype: str | None = None):
             with policy.disable_adapter():
                 yield policy
         return
-    _, ref = load_model(t.model.weights_at(t.path / "sft") if t.method == "sft_dpo" else t.model, device, dtype=dtype)
+    _, ref = load_model(t.model.weights_at(t.run_dir / "sft") if t.method == "sft_dpo" else t.model, device, dtype=dtype)
     yield ref.eval()
 
 
@@ -220,19 +250,25 @@ def load_run(path: str | Path) -> Run:
     if not any((path / f).exists() for f in RUN_FILES):
         raise RunError(f"not a run directory (none of {', '.join(RUN_FILES)})")
     config, config_text = {}, ""
-    if (path / "config.yaml").exists():
+    ckpt = checkpoint_of(path)
+    home = ckpt[0] if ckpt else path  # a checkpoint's config and status are its run's
+    if (home / "config.yaml").exists():
         try:
-            config_text = (path / "config.yaml").read_text(encoding="utf-8")
+            config_text = (home / "config.yaml").read_text(encoding="utf-8")
             config = yaml.safe_load(config_text) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise RunError(f"config.yaml: {e}") from None
         if not isinstance(config, dict):
             raise RunError("config.yaml: expected a mapping")
     method = (config.get("method") or {}).get("name") if isinstance(config.get("method"), dict) else None
+    name = str(config.get("name") or home.name)
+    if ckpt:
+        name = f"{name}@{ckpt[1]}-{path.name[len('checkpoint-'):]}"
+        method = "sft" if method == "sft_dpo" and ckpt[1] == "sft" else method
     return Run(
-        path=path, name=str(config.get("name") or path.name), method=str(method or "?"),
+        path=path, name=name, method=str(method or "?"),
         config=config, config_text=config_text,
-        status=read_json(path / "status.json"), data=read_json(path / "data.json"),
-        metrics=read_jsonl(path / "metrics.jsonl"), generations=read_jsonl(path / "generations.jsonl"),
+        status=read_json(home / "status.json"), data=read_json(home / "data.json"),
+        metrics=read_jsonl(home / "metrics.jsonl"), generations=read_jsonl(path / "generations.jsonl"),
         scores=read_json(path / "scores.json"), preference=read_json(path / "preference.json"),
     )

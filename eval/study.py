@@ -33,6 +33,10 @@ DEFAULT_METRICS = ["repetition.degenerate", "generation.stopped", "generation.ec
                    "preference.accuracy_per_token", "preference.length_baseline", "preference.heldout_nll"]
 
 
+# what a plan file must say (the study knows no experiment, run name or arm of its own)
+PLAN_KEYS = ("experiment", "run_prefix", "base_name", "runs_dir", "seeds", "arms", "eval")
+
+
 def plan(name: str) -> dict:
     from omegaconf import OmegaConf
 
@@ -40,13 +44,20 @@ def plan(name: str) -> dict:
     path = Path(name) if name.endswith(".yaml") else ROOT / "conf" / "study" / f"{name}.yaml"
     if not path.is_file():
         raise SystemExit(f"python -m eval study: error: no study plan {path}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    p = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    optional = {"experiment", "run_prefix"} if "dirs" in p else set()  # a sweep's plan names its runs' dirs
+    if not p.get("base"):
+        optional.add("base_name")
+    missing = [k for k in PLAN_KEYS if k not in p and k not in optional]
+    if missing:
+        raise SystemExit(f"python -m eval study: error: {path}: the plan does not say {', '.join(missing)}")
+    return p
 
 
 def run_dir(p: dict, arm: str, seed: int | None) -> Path:
     if "dirs" in p and arm != "base":  # a sweep's plan lists the directory of every arm and seed
         return Path(p["dirs"][arm][seed])
-    return Path(p["runs_dir"]) / ("base-trim" if arm == "base" else f"s004cpu-{arm}-s{seed}")
+    return Path(p["runs_dir"]) / (p["base_name"] if arm == "base" else f"{p['run_prefix']}-{arm}-s{seed}")
 
 
 def _done(d: Path) -> bool:
@@ -85,7 +96,7 @@ def cmd_run(a) -> int:
         made.rename(base)
         scratch.rmdir()
     seeds = ",".join(str(s) for s in p["seeds"])
-    specs = [["experiment=seed004_cpu", *p["arms"][arm], f"seed={seeds}",
+    specs = [[f"experiment={p['experiment']}", *p["arms"][arm], f"seed={seeds}",
               "name=" + run_dir(p, arm, "${seed}").name, f"out_dir={p['runs_dir']}"] for arm in p["arms"]]
     jobs = run_specs(specs, p["eval"])
     missing = [j for j in jobs if not (j.state == "done" and j.evaluated in ("scored", "already scored"))]
@@ -212,12 +223,14 @@ def markdown(p: dict, result: dict, title: str) -> str:
 def cmd_report(a) -> int:
     p = plan(a.plan)
     result = aggregate(p)
-    out = Path(a.out)
+    if not (a.out or p.get("report_dir")):
+        raise SystemExit("python -m eval study: error: report: give --out or the plan's report_dir")
+    out = Path(a.out or p["report_dir"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps({"plan": p, "table": result["arms"],
                                                 "differences": result["differences"]}, indent=1) + "\n",
                                     encoding="utf-8")
-    md = markdown(p, result, a.title)
+    md = markdown(p, result, a.title or p.get("title") or f"Study {a.plan}")
     (out / "tables.md").write_text(md, encoding="utf-8")
     print(md)
     print(f"study: wrote {out / 'study.json'} and {out / 'tables.md'}")
@@ -232,8 +245,8 @@ def main(argv: list[str]) -> int:
     r.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="pool seeds and prompts per arm; two-level bootstrap intervals")
     rep.add_argument("--plan", default="seed004_cpu")
-    rep.add_argument("--out", default="reports/seed004")
-    rep.add_argument("--title", default="Seed 004 study on CPU: embedded Gemma-3 270M, keyword task")
+    rep.add_argument("--out", default=None, help="default: the plan's report_dir")
+    rep.add_argument("--title", default=None, help="default: the plan's title")
     rep.set_defaults(func=cmd_report)
     a = ap.parse_args(argv)
     return a.func(a)

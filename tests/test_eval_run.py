@@ -188,3 +188,36 @@ def test_a_run_trained_before_a_new_training_key_stays_readable(sft_dpo_run, tmp
     (old / "config.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True))
     t = _from_run(old)
     assert (t.method, t.peft, t.beta) == ("sft_dpo", "lora", 0.1) and t.data.name == "keywords"
+
+
+def test_a_checkpoint_is_evaluated_like_a_run(tmp_path):
+    """run=<run>/checkpoints/<stage>/checkpoint-N: the run's config, that checkpoint's weights, the
+    outputs written into the checkpoint; an sft_dpo run's DPO checkpoints score against run/sft; a
+    checkpoint cut off while being written is refused in one line."""
+    from eval.runs import load_run, target
+
+    run = train_tiny(tmp_path, "method=sft_dpo", "data=keywords", "data.limit=8", "train.max_steps=2",
+                     "train.save_steps=1", "train.save_total_limit=null",
+                     "method.sft.learning_rate=5e-3", "method.dpo.learning_rate=5e-3")
+    sft1, dpo1 = run / "checkpoints" / "sft" / "checkpoint-1", run / "checkpoints" / "dpo" / "checkpoint-1"
+    assert sft1.is_dir() and dpo1.is_dir()
+    t = target(eval_cfg(f"run={dpo1}"))
+    assert (t.path, t.run_dir, t.method) == (dpo1, run, "sft_dpo")
+    assert target(eval_cfg(f"run={sft1}")).method == "sft"
+    for ckpt in (sft1, dpo1):
+        r = run_cli("eval", "generate", f"run={ckpt}", "limit=2", "generate.max_new_tokens=4")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert len(read_jsonl(ckpt / "generations.jsonl")) == 2 and (ckpt / "scores.json").is_file()
+    r = run_cli("eval", "preference", f"run={dpo1}", "limit=2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    pref = json.loads((dpo1 / "preference.json").read_text())
+    assert pref["accuracy"]["n"] == 2 and pref["implicit_reference"] == "SFT result"
+    # the first DPO step's weights differ from the last: the checkpoint's own margins, not the run's
+    run_cli("eval", "preference", f"run={run}", "limit=2")
+    final = json.loads((run / "preference.json").read_text())
+    assert [r_["margin"] for r_ in pref["rows"]] != [r_["margin"] for r_ in final["rows"]]
+    loaded = load_run(dpo1)
+    assert loaded.name.endswith("@dpo-1") and loaded.method == "sft_dpo" and loaded.config["method"]["name"] == "sft_dpo"
+    (dpo1 / "complete.json").unlink()
+    r = run_cli("eval", "generate", f"run={dpo1}", "limit=2")
+    assert r.returncode == 2 and "cut off while being written" in r.stderr.strip().splitlines()[-1]

@@ -35,7 +35,8 @@ def _fake_run(d, loops: list[bool], correct: list[bool], state="done", samples=1
 
 
 def test_report_pools_the_seeds_of_each_arm(tmp_path):
-    plan = {"seeds": [0, 1], "runs_dir": str(tmp_path / "runs"), "base": True,
+    plan = {"experiment": "seed004_cpu", "run_prefix": "s004cpu", "base_name": "base-trim",
+            "seeds": [0, 1], "runs_dir": str(tmp_path / "runs"), "base": True,
             "arms": {"sft": [], "dpo": []}, "eval": [], "labels": {"sft": "SFT (5 ep)"},
             "metrics": ["repetition.degenerate", "preference.accuracy"],
             "groups": {"headline": ["base", "sft", "dpo"], "epochs": {5: "sft"}, "learning_curve": {}}}
@@ -79,7 +80,8 @@ def test_run_evaluates_the_base_once_and_skips_finished_arms(tmp_path, monkeypat
     import eval.sweep as sweep
 
     runs = tmp_path / "runs"
-    plan = {"seeds": [0], "runs_dir": str(runs), "base": ["model=tiny", "data=keywords"],
+    plan = {"experiment": "seed004_cpu", "run_prefix": "s004cpu", "base_name": "base-trim",
+            "seeds": [0], "runs_dir": str(runs), "base": ["model=tiny", "data=keywords"],
             "arms": {"sft": ["method=sft"]}, "eval": ["limit=2"], "groups": {}}
     _fake_run(runs / "s004cpu-sft-s0", [False], [True])  # finished and scored: not run again
     evals, trains = [], []
@@ -106,20 +108,20 @@ def test_run_trains_each_arm_over_the_seeds_in_one_sweep(tmp_path, monkeypatch):
     import eval.sweep as sweep
 
     runs = tmp_path / "runs"
-    plan = {"seeds": [0, 1], "runs_dir": str(runs), "base": [], "arms": {"dpo": ["method=dpo"]},
-            "eval": ["limit=2"], "groups": {}}
+    # nothing of seed004_cpu is built in: the plan names the experiment and the run names
+    plan = {"experiment": "demo", "run_prefix": "v2", "base_name": "start", "seeds": [0, 1], "runs_dir": str(runs),
+            "base": [], "arms": {"dpo": ["method=dpo"]}, "eval": ["limit=2"], "groups": {}}
     trains, evals = [], []
 
     def fake_train(spec):
         trains.append(spec)
         for seed in (0, 1):
-            _fake_run(runs / f"s004cpu-dpo-s{seed}", [False], [True])
+            _fake_run(runs / f"v2-dpo-s{seed}", [False], [True])
 
     monkeypatch.setattr(sweep, "train", fake_train)
     monkeypatch.setattr(sweep, "scored", lambda d: d in [e[0] for e in evals])
     monkeypatch.setattr(sweep, "evaluate", lambda o: evals.append([runs / o[0].split("/")[-1], *o[1:]]) or 0)
     monkeypatch.setattr(study, "plan", lambda name: plan)
     assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
-    assert trains == [["experiment=seed004_cpu", "method=dpo", "seed=0,1", "name=s004cpu-dpo-s${seed}",
-                       f"out_dir={runs}"]]
-    assert evals == [[runs / "s004cpu-dpo-s0", "limit=2"], [runs / "s004cpu-dpo-s1", "limit=2"]]
+    assert trains == [["experiment=demo", "method=dpo", "seed=0,1", "name=v2-dpo-s${seed}", f"out_dir={runs}"]]
+    assert evals == [[runs / "v2-dpo-s0", "limit=2"], [runs / "v2-dpo-s1", "limit=2"]]
