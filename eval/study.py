@@ -102,9 +102,49 @@ def cmd_run(a) -> int:
     missing = [j for j in jobs if not (j.state == "done" and j.evaluated in ("scored", "already scored"))]
     for j in missing:
         print(f"study: {j.run_dir}: {j.state}, {j.evaluated}", file=sys.stderr, flush=True)
+    # the plan's checkpoints: each earlier epoch of every finished run, evaluated like the run
+    from .sweep import evaluate, scored
+
+    for j in jobs:
+        if j.state != "done":
+            continue
+        for epoch, ckpt in sorted(epoch_checkpoints(Path(j.run_dir), p.get("checkpoints") or []).items()):
+            if scored(ckpt):
+                continue
+            if evaluate([f"run={ckpt}", *p["eval"]]):
+                print(f"study: {ckpt}: epoch {epoch}: eval failed", file=sys.stderr, flush=True)
+                missing.append(j)
     print(f"study: {len(jobs) - len(missing)} of {len(jobs)} runs done and scored in "
           f"{(time.perf_counter() - started) / 60:.0f} min", flush=True)
     return 1 if missing else 0
+
+
+def epoch_checkpoints(run: Path, epochs: list[int]) -> dict[int, Path]:
+    """``{epoch: checkpoint}``: the complete checkpoints of the run's last stage (the DPO stage of
+    sft_dpo) saved at the end of the whole epochs asked (trainer_state.json's epoch)."""
+    import yaml
+
+    from train.config import STAGE_KINDS
+    from train.rundir import COMPLETE
+
+    try:
+        method = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("method") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    stages = [s for s in STAGE_KINDS if method.get(s)]
+    if not stages or not epochs:
+        return {}
+    out = {}
+    for ckpt in (run / "checkpoints" / stages[-1]).glob("checkpoint-*"):
+        if not (ckpt / COMPLETE).is_file():
+            continue
+        try:
+            epoch = float(read_json(ckpt / "trainer_state.json").get("epoch"))
+        except (RunError, TypeError, ValueError):
+            continue
+        if abs(epoch - round(epoch)) < 1e-6 and int(round(epoch)) in epochs:
+            out[int(round(epoch))] = ckpt
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -151,6 +191,8 @@ def aggregate(p: dict) -> dict:
         for m in metrics:
             entry[m] = boot2([list(r.per_prompt(m).values()) for r in runs])
         entry["train_loss"] = _train_loss(runs)
+        if arm != "base" and p.get("checkpoints"):
+            entry["by_epoch"] = _by_epoch(p, arm, metrics)
         table[arm] = entry
     headline = [a for a in (p.get("groups") or {}).get("headline", []) if per_arm.get(a)]
     diffs = {}
@@ -162,6 +204,17 @@ def aggregate(p: dict) -> dict:
                                                         [r.per_prompt(m) for r in per_arm[a]], paired_seeds=paired)
                                    for m in metrics}
     return {"arms": table, "differences": diffs}
+
+
+def _by_epoch(p: dict, arm: str, metrics: list[str]) -> dict:
+    """``{epoch: {metric: pooled}}`` over the seeds' checkpoints of that epoch that were scored."""
+    out = {}
+    for epoch in p["checkpoints"]:
+        ckpts = [epoch_checkpoints(run_dir(p, arm, s), [epoch]).get(epoch) for s in p["seeds"]]
+        runs = [load_run(c) for c in ckpts if c is not None and (c / "scores.json").is_file()]
+        if runs:
+            out[epoch] = {m: boot2([list(r.per_prompt(m).values()) for r in runs]) for m in metrics}
+    return out
 
 
 def _train_loss(runs: list) -> float | None:
@@ -206,6 +259,18 @@ def markdown(p: dict, result: dict, title: str) -> str:
         block([g["epochs"][k] for k in sorted(g["epochs"])], "SFT epoch sweep (does repetition grow with epochs?)")
     if g.get("learning_curve"):
         block([arm for m in g["learning_curve"].values() for _, arm in sorted(m.items())], "Learning curve")
+    epochs = [(a, e) for a in table if a != "base" for e in sorted(table[a].get("by_epoch") or {})]
+    if epochs:
+        final = p.get("final_epoch", "final")
+        lines.extend(["## By epoch (checkpoints of each arm's last stage, seeds pooled)", "",
+                      "| metric | " + " | ".join(f"{labels.get(a, a)} @{e}" for a, e in epochs) + " | "
+                      + " | ".join(f"{labels.get(a, a)} @{final}" for a in table if table[a].get("by_epoch")) + " |",
+                      "|---" * (len(epochs) + sum(1 for a in table if table[a].get("by_epoch")) + 1) + "|"])
+        for m in metrics:
+            cells = [fmt(table[a]["by_epoch"][e][m], _pct(m)) for a, e in epochs]
+            cells += [fmt(table[a][m], _pct(m)) for a in table if table[a].get("by_epoch")]
+            lines.append(f"| {m}{_arrow(m)} | " + " | ".join(cells) + " |")
+        lines.append("")
     if result["differences"]:
         pairs = list(result["differences"])
         lines.extend(["## Differences between arms (paired over prompts, seeds resampled; * = interval excludes 0)",

@@ -125,3 +125,43 @@ def test_run_trains_each_arm_over_the_seeds_in_one_sweep(tmp_path, monkeypatch):
     assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
     assert trains == [["experiment=demo", "method=dpo", "seed=0,1", "name=v2-dpo-s${seed}", f"out_dir={runs}"]]
     assert evals == [[runs / "v2-dpo-s0", "limit=2"], [runs / "v2-dpo-s1", "limit=2"]]
+
+
+def _fake_checkpoint(run, stage: str, step: int, epoch: float, loops: list[bool], complete=True):
+    ck = run / "checkpoints" / stage / f"checkpoint-{step}"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "global_step": step}))
+    if complete:
+        (ck / "complete.json").write_text(json.dumps({"step": step}))
+    rows = [{"id": f"kw-t-{i:03d}", "prompt_id": f"kw-t-{i:03d}", "repetition": {"degenerate": lp}}
+            for i, lp in enumerate(loops)]
+    (ck / "scores.json").write_text(json.dumps({"rows": rows}))
+    (ck / "preference.json").write_text(json.dumps({"rows": []}))
+    return ck
+
+
+def test_checkpoints_of_the_last_stage_are_found_by_epoch_and_reported(tmp_path):
+    """plan.checkpoints: the complete checkpoints of each run's last stage (the DPO stage of
+    sft_dpo) at those whole epochs; the report gives the pooled metrics per arm and epoch."""
+    import eval.study as study
+
+    runs = tmp_path / "runs"
+    plan = {"experiment": "x", "run_prefix": "v2", "seeds": [0, 1], "runs_dir": str(runs), "base": [],
+            "arms": {"sft_dpo": []}, "eval": [], "checkpoints": [1, 3], "final_epoch": 5,
+            "metrics": ["repetition.degenerate"], "groups": {"headline": ["sft_dpo"]}}
+    for seed in (0, 1):
+        run = runs / f"v2-sft_dpo-s{seed}"
+        _fake_run(run, [False] * 4, [True] * 4)
+        (run / "config.yaml").write_text("method: {name: sft_dpo, sft: {epochs: 5}, dpo: {epochs: 5}}\n")
+        _fake_checkpoint(run, "sft", 8, 1.0, [True] * 4)  # the SFT stage's: not the arm's epoch 1
+        _fake_checkpoint(run, "dpo", 8, 1.0, [True, True, False, False])
+        _fake_checkpoint(run, "dpo", 12, 1.5, [True] * 4)  # not a whole epoch
+        _fake_checkpoint(run, "dpo", 24, 3.0, [False] * 4, complete=seed == 0)  # seed 1's was cut off
+    found = study.epoch_checkpoints(runs / "v2-sft_dpo-s1", [1, 3])
+    assert found == {1: runs / "v2-sft_dpo-s1" / "checkpoints" / "dpo" / "checkpoint-8"}
+    result = study.aggregate(plan)
+    by = result["arms"]["sft_dpo"]["by_epoch"]
+    assert by[1]["repetition.degenerate"]["value"] == 0.5 and by[1]["repetition.degenerate"]["seeds"] == 2
+    assert by[3]["repetition.degenerate"]["value"] == 0.0 and by[3]["repetition.degenerate"]["seeds"] == 1
+    md = study.markdown(plan, result, "t")
+    assert "| metric | sft_dpo @1 | sft_dpo @3 | sft_dpo @5 |" in md
