@@ -8,6 +8,8 @@
   only: each step is transformers' own forward with a ``DynamicCache`` (its
   ``batch_select_indices`` drops the finished rows) and its own logits warpers (temperature,
   top-k, top-p), so greedy decoding gives the tokens ``generate`` gives (tested).
+* :func:`sample_top_k`: sampling with top-k (Gemma-3's 64) among the k candidates only, the
+  distribution of transformers' warpers without their sort of the whole vocabulary (tested).
 * :func:`prepare`: the LoRA adapter merged into the weights for generation (peft's
   ``merge_and_unload``: one matrix per layer instead of three), and int8 dynamic quantisation of
   the Linear layers (approximate; off by default).
@@ -62,6 +64,7 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, stops: set[int
     from transformers import DynamicCache
 
     warp = warpers(do_sample, temperature, top_k, top_p)
+    shortlist = do_sample and bool(top_k)  # sample among the top-k only (sample_top_k)
     stop = torch.tensor(sorted(stops), device=input_ids.device)
     n = input_ids.shape[0]
     out: list[list[int]] = [[] for _ in range(n)]
@@ -75,11 +78,12 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, stops: set[int
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                        logits_to_keep=1, **cache).logits[:, -1].float()
         for _ in range(max_new_tokens):
-            scores = warp(seen, logits)
-            if do_sample:
-                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(1)
+            if shortlist:
+                nxt = sample_top_k(logits, temperature, top_k, top_p, generator)
+            elif do_sample:
+                nxt = torch.multinomial(torch.softmax(warp(seen, logits), dim=-1), 1, generator=generator).squeeze(1)
             else:
-                nxt = scores.argmax(-1)
+                nxt = warp(seen, logits).argmax(-1)
             for r, t in zip(rows.tolist(), nxt.tolist()):
                 out[r].append(t)
             live = ~torch.isin(nxt, stop)
@@ -96,6 +100,36 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, stops: set[int
             logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
                            **cache).logits[:, -1].float()
     return out
+
+
+def top_k_distribution(logits, temperature: float, top_k: int, top_p: float):
+    """``(ids, probs)``: the distribution that transformers' temperature, top-k and top-p warpers
+    and a softmax give, on the ``top_k`` candidates only (every other token has probability 0).
+
+    The warpers sort all 262,144 logits for top-p at every step and softmax the whole vocabulary;
+    on this CPU that cost more than the model's forward. After top-k only k tokens are left, so
+    top-p is the same rule on k sorted values. HF keeps a token when the ascending cumulative
+    probability, itself included, is above 1 − top_p: in descending order, when the probability
+    of the tokens before it is below top_p (the most likely one is always kept). Differences:
+    float rounding at the cut, and a tie at the k-th logit keeps k tokens here (HF keeps all tied)."""
+    import torch
+
+    vals, ids = (logits / temperature).topk(top_k, dim=-1)  # descending
+    probs = torch.softmax(vals, dim=-1)
+    if top_p < 1.0:
+        before = probs.cumsum(-1) - probs
+        probs = probs.masked_fill(before >= top_p, 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return ids, probs
+
+
+def sample_top_k(logits, temperature: float, top_k: int, top_p: float, generator=None):
+    """One token per row from :func:`top_k_distribution`."""
+    import torch
+
+    ids, probs = top_k_distribution(logits, temperature, top_k, top_p)
+    pick = torch.multinomial(probs, 1, generator=generator)
+    return ids.gather(-1, pick).squeeze(1)
 
 
 def _cache_kwarg(model) -> str:
