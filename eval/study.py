@@ -77,14 +77,14 @@ def cmd_run(a) -> int:
     """Every arm × seed of the plan through the sweep runner (eval/sweep.py): one multirun per arm
     over the plan's seeds, resume=auto (finished runs are skipped, interrupted ones resume), then
     eval generate + preference on each run not yet scored; the base model evaluated once."""
-    from .sweep import evaluate, run_specs
+    from .sweep import evaluate, run_specs, scored
 
     p = plan(a.plan)
     started = time.perf_counter()
-    base = run_dir(p, "base", None)
-    if p.get("base") and _done(base):
+    base = run_dir(p, "base", None) if p.get("base") else None
+    if base and _done(base):
         print(f"{base}: done, skipped", flush=True)
-    elif p.get("base"):
+    elif base:
         # the base model, as the plan's overrides load it, written where eval puts a base
         # (base-<model>-<data>[-trim]) inside a scratch folder, then moved to its study name
         scratch = base.parent / ".base"
@@ -103,20 +103,17 @@ def cmd_run(a) -> int:
     for j in missing:
         print(f"study: {j.run_dir}: {j.state}, {j.evaluated}", file=sys.stderr, flush=True)
     # the plan's checkpoints: each earlier epoch of every finished run, evaluated like the run
-    from .sweep import evaluate, scored
-
+    failed = []
     for j in jobs:
         if j.state != "done":
             continue
         for epoch, ckpt in sorted(epoch_checkpoints(Path(j.run_dir), p.get("checkpoints") or []).items()):
-            if scored(ckpt):
-                continue
-            if evaluate([f"run={ckpt}", *p["eval"]]):
+            if not scored(ckpt) and evaluate([f"run={ckpt}", *p["eval"]]):
                 print(f"study: {ckpt}: epoch {epoch}: eval failed", file=sys.stderr, flush=True)
-                missing.append(j)
+                failed.append(ckpt)
     print(f"study: {len(jobs) - len(missing)} of {len(jobs)} runs done and scored in "
           f"{(time.perf_counter() - started) / 60:.0f} min", flush=True)
-    return 1 if missing else 0
+    return 1 if missing or failed else 0
 
 
 def epoch_checkpoints(run: Path, epochs: list[int]) -> dict[int, Path]:

@@ -165,3 +165,25 @@ def test_checkpoints_of_the_last_stage_are_found_by_epoch_and_reported(tmp_path)
     assert by[3]["repetition.degenerate"]["value"] == 0.0 and by[3]["repetition.degenerate"]["seeds"] == 1
     md = study.markdown(plan, result, "t")
     assert "| metric | sft_dpo @1 | sft_dpo @3 | sft_dpo @5 |" in md
+
+
+def test_run_evaluates_each_runs_checkpoints_at_the_plans_epochs(tmp_path, monkeypatch):
+    import eval.study as study
+    import eval.sweep as sweep
+
+    runs = tmp_path / "runs"
+    plan = {"experiment": "demo", "run_prefix": "v2", "seeds": [0], "runs_dir": str(runs), "base": [],
+            "arms": {"sft": ["method=sft"]}, "eval": ["limit=2"], "checkpoints": [1, 3], "groups": {}}
+    run = runs / "v2-sft-s0"
+    _fake_run(run, [False], [True])
+    (run / "config.yaml").write_text("method: {name: sft, sft: {epochs: 5}}\n")
+    e1 = _fake_checkpoint(run, "sft", 8, 1.0, [True])
+    (e1 / "scores.json").unlink()  # not scored yet
+    e3 = _fake_checkpoint(run, "sft", 24, 3.0, [False])  # already scored: left alone
+    _fake_checkpoint(run, "sft", 16, 2.0, [False])  # not an epoch of the plan
+    evals = []
+    monkeypatch.setattr(sweep, "train", lambda spec: None)
+    monkeypatch.setattr(sweep, "evaluate", lambda o: evals.append(o) or 0)
+    monkeypatch.setattr(study, "plan", lambda name: plan)
+    assert study.cmd_run(type("A", (), {"plan": "t"})()) == 0
+    assert evals == [[f"run={e1}", "limit=2"]] and e3 != e1
