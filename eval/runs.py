@@ -57,6 +57,11 @@ def checkpoint_of(path: Path) -> tuple[Path, str] | None:
     return None
 
 
+def checkpoint_method(method: str | None, stage: str) -> str | None:
+    """What a checkpoint of ``stage`` is: an sft_dpo run's SFT-stage checkpoints are SFT models."""
+    return "sft" if method == "sft_dpo" and stage == "sft" else method
+
+
 def _from_checkpoint(path: Path, run: Path, stage: str) -> Target:
     """A checkpoint saved while training (``train.save_steps``): the run's config, these weights. A
     checkpoint of an sft_dpo run's SFT stage is an SFT model; of its DPO stage, DPO against run/sft."""
@@ -65,8 +70,7 @@ def _from_checkpoint(path: Path, run: Path, stage: str) -> Target:
     if not (path / COMPLETE).is_file():
         raise ConfigError(f"run: {path} is a checkpoint cut off while being written (no {COMPLETE})")
     t = _from_run(run, finished=False)
-    method = "sft" if t.method == "sft_dpo" and stage == "sft" else t.method
-    return dataclasses.replace(t, path=path, run=run, method=method)
+    return dataclasses.replace(t, path=path, run=run, method=checkpoint_method(t.method, stage))
 
 
 def _from_run(path: Path, finished: bool = True) -> Target:
@@ -264,7 +268,7 @@ def load_run(path: str | Path) -> Run:
     name = str(config.get("name") or home.name)
     if ckpt:
         name = f"{name}@{ckpt[1]}-{path.name[len('checkpoint-'):]}"
-        method = "sft" if method == "sft_dpo" and ckpt[1] == "sft" else method
+        method = checkpoint_method(method, ckpt[1])
     return Run(
         path=path, name=name, method=str(method or "?"),
         config=config, config_text=config_text,

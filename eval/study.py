@@ -205,10 +205,10 @@ def aggregate(p: dict) -> dict:
 
 def _by_epoch(p: dict, arm: str, metrics: list[str]) -> dict:
     """``{epoch: {metric: pooled}}`` over the seeds' checkpoints of that epoch that were scored."""
+    found = [epoch_checkpoints(run_dir(p, arm, s), p["checkpoints"]) for s in p["seeds"]]  # per seed
     out = {}
     for epoch in p["checkpoints"]:
-        ckpts = [epoch_checkpoints(run_dir(p, arm, s), [epoch]).get(epoch) for s in p["seeds"]]
-        runs = [load_run(c) for c in ckpts if c is not None and (c / "scores.json").is_file()]
+        runs = [load_run(f[epoch]) for f in found if epoch in f and (f[epoch] / "scores.json").is_file()]
         if runs:
             out[epoch] = {m: boot2([list(r.per_prompt(m).values()) for r in runs]) for m in metrics}
     return out
@@ -256,16 +256,17 @@ def markdown(p: dict, result: dict, title: str) -> str:
         block([g["epochs"][k] for k in sorted(g["epochs"])], "SFT epoch sweep (does repetition grow with epochs?)")
     if g.get("learning_curve"):
         block([arm for m in g["learning_curve"].values() for _, arm in sorted(m.items())], "Learning curve")
-    epochs = [(a, e) for a in table if a != "base" for e in sorted(table[a].get("by_epoch") or {})]
+    tracked = [a for a in table if table[a].get("by_epoch")]  # arms with scored checkpoints
+    epochs = [(a, e) for a in tracked for e in sorted(table[a]["by_epoch"])]
     if epochs:
         final = p.get("final_epoch", "final")
         lines.extend(["## By epoch (checkpoints of each arm's last stage, seeds pooled)", "",
                       "| metric | " + " | ".join(f"{labels.get(a, a)} @{e}" for a, e in epochs) + " | "
-                      + " | ".join(f"{labels.get(a, a)} @{final}" for a in table if table[a].get("by_epoch")) + " |",
-                      "|---" * (len(epochs) + sum(1 for a in table if table[a].get("by_epoch")) + 1) + "|"])
+                      + " | ".join(f"{labels.get(a, a)} @{final}" for a in tracked) + " |",
+                      "|---" * (len(epochs) + len(tracked) + 1) + "|"])
         for m in metrics:
             cells = [fmt(table[a]["by_epoch"][e][m], _pct(m)) for a, e in epochs]
-            cells += [fmt(table[a][m], _pct(m)) for a in table if table[a].get("by_epoch")]
+            cells += [fmt(table[a][m], _pct(m)) for a in tracked]
             lines.append(f"| {m}{_arrow(m)} | " + " | ".join(cells) + " |")
         lines.append("")
     if result["differences"]:
